@@ -1,0 +1,278 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, eLMS infrastructure team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Turn queue worker definitions into supervisor [program:x] options, and check them.
+
+Pure functions shared by the filter plugins (rendering) and the unit tests. Values are
+escaped for the two parsers that read them: supervisor's RawConfigParser (a ';' or '#'
+after whitespace starts a comment, '%' starts an expansion) and shlex (command=).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+
+try:
+    from shlex import quote as _shlex_quote
+except ImportError:  # pragma: no cover - Python 2 controller
+    from pipes import quote as _shlex_quote
+
+MANAGED_MARKER = "; Managed by Ansible (elms.queue_workers). Local changes are overwritten."
+
+# Worker keys: artisan queue:work options first, then supervisor-side settings.
+ARTISAN_OPTIONS = (
+    ("sleep", "--sleep"), ("tries", "--tries"), ("max_time", "--max-time"), ("max_jobs", "--max-jobs"),
+    ("memory", "--memory"), ("timeout", "--timeout"), ("backoff", "--backoff"), ("rest", "--rest"),
+)
+WORKER_KEYS = frozenset(
+    [key for key, _flag in ARTISAN_OPTIONS]
+    + ["name", "queue", "connection", "numprocs", "log", "stopwaitsecs", "user", "state",
+       "priority", "environment", "extra_args", "supervisor_options", "autostart", "startsecs",
+       "startretries", "force"])
+POSITIVE_INTS = ("sleep", "tries", "max_time", "memory", "timeout", "numprocs", "startretries", "stopwaitsecs")
+NON_NEGATIVE_INTS = ("max_jobs", "backoff", "rest", "priority", "startsecs")
+
+# Every [program:x] option supervisor 4.x accepts (docs/configuration.rst).
+SUPERVISOR_PROGRAM_OPTIONS = frozenset([
+    "command", "process_name", "numprocs", "numprocs_start", "priority", "autostart", "startsecs",
+    "startretries", "autorestart", "exitcodes", "stopsignal", "stopwaitsecs", "stopasgroup",
+    "killasgroup", "user", "redirect_stderr", "stdout_logfile", "stdout_logfile_maxbytes",
+    "stdout_logfile_backups", "stdout_capture_maxbytes", "stdout_events_enabled", "stdout_syslog",
+    "stderr_logfile", "stderr_logfile_maxbytes", "stderr_logfile_backups", "stderr_capture_maxbytes",
+    "stderr_events_enabled", "stderr_syslog", "environment", "directory", "umask", "serverurl",
+])
+# Set from structured keys; passing them through would silently fight those keys.
+STRUCTURED_OPTIONS = frozenset(["command", "numprocs", "user", "directory", "stdout_logfile", "environment"])
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
+QUEUE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# RawConfigParser(inline_comment_prefixes=(';', '#')) cuts a value at whitespace + ';'/'#'.
+INLINE_COMMENT_RE = re.compile(r"\s[;#]")
+# Laravel's own --timeout default: a job runs at most this long unless it says otherwise.
+LARAVEL_DEFAULT_TIMEOUT = 60
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def queue_list(worker):
+    queue = worker.get("queue")
+    return list(queue) if isinstance(queue, (list, tuple)) else [queue]
+
+
+def job_timeout(worker):
+    """The longest a job of this worker may run: --timeout, or Laravel's default."""
+    return worker.get("timeout") or LARAVEL_DEFAULT_TIMEOUT
+
+
+def stopwaitsecs(worker, margin):
+    """How long supervisor waits for a worker to finish its job before SIGKILL.
+
+    Without an explicit --timeout a job class may set its own $timeout, so the
+    bound is --max-time (the worker recycles after it) rather than Laravel's 60 s.
+    """
+    if worker.get("stopwaitsecs"):
+        return worker["stopwaitsecs"]
+    longest = worker.get("timeout") or worker.get("max_time") or LARAVEL_DEFAULT_TIMEOUT
+    return longest + margin
+
+
+def escape_value(value):
+    """Escape '%' for supervisor's %(name)s expansion."""
+    return str(value).replace("%", "%%")
+
+
+def artisan_argv(worker, settings):
+    argv = [settings["php"], settings["app_dir"].rstrip("/") + "/artisan", "queue:work"]
+    connection = worker.get("connection") or settings.get("connection")
+    if connection:
+        argv.append(connection)
+    argv.append("--queue=" + ",".join(queue_list(worker)))
+    for key, flag in ARTISAN_OPTIONS:
+        if worker.get(key) is not None:
+            argv.append("%s=%s" % (flag, worker[key]))
+    if worker.get("force"):
+        argv.append("--force")
+    argv.extend(str(arg) for arg in worker.get("extra_args") or [])
+    return argv
+
+
+def command_line(argv):
+    """A command= value: shlex-quoted words (supervisor splits with shlex), '%' escaped."""
+    return escape_value(" ".join(_shlex_quote(str(arg)) for arg in argv))
+
+
+def environment_value(env):
+    """environment=KEY="value",... with values quoted as supervisor's parser expects."""
+    items = []
+    for key in sorted(env):
+        value = str(env[key]).replace("\\", "\\\\").replace('"', '\\"')
+        items.append('%s="%s"' % (key, value))
+    return escape_value(",".join(items))
+
+
+def log_path(worker, settings):
+    log = worker.get("log") or "storage/logs/%s.log" % worker["name"]
+    return log if log.startswith("/") else settings["app_dir"].rstrip("/") + "/" + log
+
+
+def _bool(value):
+    return "true" if value else "false"
+
+
+def program_options(worker, settings):
+    """The ordered [program:NAME] options for one worker, as (key, value) pairs."""
+    user = worker.get("user") or settings["user"]
+    options = [
+        ("command", command_line(artisan_argv(worker, settings))),
+        ("directory", escape_value(settings["app_dir"])),
+        ("process_name", "%(program_name)s_%(process_num)02d"),
+        ("numprocs", worker.get("numprocs", 1)),
+        ("user", escape_value(user)),
+        ("autostart", _bool(worker.get("autostart", True))),
+        # Laravel workers exit 0 when they recycle (--max-time, --max-jobs, queue:restart):
+        # supervisor's default 'unexpected' would leave them down.
+        ("autorestart", "true"),
+        ("startsecs", worker.get("startsecs", 1)),
+        ("startretries", worker.get("startretries", 3)),
+        ("stopsignal", "TERM"),
+        ("stopwaitsecs", stopwaitsecs(worker, settings.get("stopwait_margin", 30))),
+        ("stopasgroup", "true"),
+        ("killasgroup", "true"),
+        ("redirect_stderr", "true"),
+        ("stdout_logfile", escape_value(log_path(worker, settings))),
+        ("stdout_logfile_maxbytes", settings.get("log_maxbytes", "50MB")),
+        ("stdout_logfile_backups", settings.get("log_backups", 5)),
+    ]
+    if worker.get("priority") is not None:
+        options.append(("priority", worker["priority"]))
+    if worker.get("environment"):
+        options.append(("environment", environment_value(worker["environment"])))
+    passthrough = dict(worker.get("supervisor_options") or {})
+    options = [(key, passthrough.pop(key)) if key in passthrough else (key, value) for key, value in options]
+    options.extend(sorted(passthrough.items()))
+    return [[key, _bool(value) if isinstance(value, bool) else value] for key, value in options]
+
+
+def render_program(worker, settings):
+    """The whole program file text."""
+    lines = [MANAGED_MARKER, "[program:%s]" % worker["name"]]
+    lines += ["%s=%s" % (key, value) for key, value in program_options(worker, settings)]
+    return "\n".join(lines) + "\n"
+
+
+def _check_text(errors, where, value):
+    text = str(value)
+    if "\n" in text or "\r" in text:
+        errors.append("%s contains a line break, which would end the supervisor option: remove it" % where)
+    elif INLINE_COMMENT_RE.search(text):
+        errors.append("%s = %r contains ' ;' or ' #', which supervisor reads as the start of a comment: "
+                      "remove the space before it" % (where, text))
+
+
+def settings_errors(settings):
+    """Errors in the role-wide settings, each naming the variable and the fix."""
+    errors = []
+    if not settings.get("php"):
+        errors.append("php was not found on the host's PATH: install PHP's CLI, or set queue_workers_php "
+                      "to the absolute path of php")
+    for key, var in (("app_dir", "queue_workers_app_dir"), ("php", "queue_workers_php")):
+        value = settings.get(key)
+        if key == "php" and not value:
+            continue
+        if not value or not str(value).startswith("/"):
+            errors.append("%s = %r must be an absolute path" % (var, value))
+        else:
+            _check_text(errors, var, value)
+    if not settings.get("user"):
+        errors.append("queue_workers_user must name the user the workers run as (e.g. www-data)")
+    return errors
+
+
+def worker_errors(workers, margin=30, allow_root=False, default_user=None):
+    """Every problem in a list of worker definitions, each naming the variable and the fix."""
+    var = "queue_workers_programs"
+    if not isinstance(workers, (list, tuple)):
+        return ["%s must be a list of worker definitions, got %s" % (var, type(workers).__name__)]
+    errors = []
+    seen = set()
+    for index, worker in enumerate(workers):
+        where = "%s[%d]" % (var, index)
+        if not isinstance(worker, dict):
+            errors.append("%s must be a mapping with at least name and queue, got %r" % (where, worker))
+            continue
+        name = worker.get("name")
+        if name is not None:
+            where = "%s[%d] (%s)" % (var, index, name)
+        unknown = sorted(set(worker) - WORKER_KEYS)
+        if unknown:
+            errors.append("%s has unknown keys %s; allowed keys: %s (supervisor options go in supervisor_options)"
+                          % (where, ", ".join(unknown), ", ".join(sorted(WORKER_KEYS))))
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            errors.append("%s.name = %r must be 1-64 letters, digits or '-', starting with a letter or digit "
+                          "(no '_': panels split program names at it)" % (where, name))
+        elif name in seen:
+            errors.append("%s.name %r is used twice: program names must be unique" % (where, name))
+        else:
+            seen.add(name)
+        if worker.get("state", "present") not in ("present", "absent"):
+            errors.append("%s.state = %r must be 'present' or 'absent'" % (where, worker.get("state")))
+        if worker.get("state") == "absent":
+            continue
+        queues = queue_list(worker)
+        if not queues or not all(isinstance(q, str) and QUEUE_RE.match(q) for q in queues):
+            errors.append("%s.queue = %r must be a queue name (letters, digits, '_', '-', '.', ':') or a list of them"
+                          % (where, worker.get("queue")))
+        for key in POSITIVE_INTS + NON_NEGATIVE_INTS:
+            if key not in worker or worker[key] is None:
+                continue
+            value = worker[key]
+            low = 1 if key in POSITIVE_INTS else 0
+            if not _is_int(value) or value < low:
+                errors.append("%s.%s = %r must be a whole number >= %d" % (where, key, value, low))
+        numprocs = worker.get("numprocs", 1)
+        if _is_int(numprocs) and numprocs > 64:
+            errors.append("%s.numprocs = %r is above 64; run more hosts instead" % (where, numprocs))
+        wait = worker.get("stopwaitsecs")
+        if _is_int(wait) and wait >= 1 and wait < job_timeout(worker) + margin:
+            errors.append(
+                "%s.stopwaitsecs = %d is shorter than the job timeout (%d s) plus the %d s margin: supervisor would "
+                "SIGKILL a running job on every deploy. Set stopwaitsecs to at least %d or leave it unset"
+                % (where, wait, job_timeout(worker), margin, job_timeout(worker) + margin))
+        user = worker.get("user") or default_user
+        if user == "root" and not allow_root:
+            errors.append("%s runs as root; queue workers must not. Set user (or queue_workers_user) to the app's user, "
+                          "or queue_workers_allow_root: true if you really mean it" % where)
+        for key in ("connection", "log", "user"):
+            if worker.get(key) is not None:
+                _check_text(errors, "%s.%s" % (where, key), worker[key])
+        env = worker.get("environment") or {}
+        if not isinstance(env, dict):
+            errors.append("%s.environment must be a mapping of NAME: value" % where)
+        else:
+            for key, value in env.items():
+                if not ENV_KEY_RE.match(str(key)):
+                    errors.append("%s.environment key %r is not a valid variable name" % (where, key))
+                _check_text(errors, "%s.environment.%s" % (where, key), value)
+        extra = worker.get("extra_args") or []
+        if not isinstance(extra, (list, tuple)):
+            errors.append("%s.extra_args must be a list of arguments, e.g. ['--rest=1']" % where)
+        else:
+            for arg in extra:
+                _check_text(errors, "%s.extra_args" % where, arg)
+        passthrough = worker.get("supervisor_options") or {}
+        if not isinstance(passthrough, dict):
+            errors.append("%s.supervisor_options must be a mapping of supervisor option: value" % where)
+            continue
+        for key, value in passthrough.items():
+            if key in STRUCTURED_OPTIONS:
+                errors.append("%s.supervisor_options.%s is set by the role; use the worker's own key instead" % (where, key))
+            elif key not in SUPERVISOR_PROGRAM_OPTIONS:
+                errors.append("%s.supervisor_options.%s is not a supervisor [program:x] option" % (where, key))
+            else:
+                _check_text(errors, "%s.supervisor_options.%s" % (where, key), value)
+    return errors
