@@ -1,0 +1,66 @@
+# The README's two commands are `make demo` and `make test`; everything else is a part.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+BIN := $(CURDIR)/$(VENV)/bin
+# The checkout is importable as ansible_collections/elms/queue_workers through this link.
+COLLECTIONS := $(CURDIR)/.build/collections
+COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/elms/queue_workers
+SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
+SCENARIO ?=
+
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_FORCE_COLOR ?= 0
+export PY_COLORS ?= 0
+
+.PHONY: help venv collection docker images lint unit molecule test demo demo-clean clean
+
+help:
+	@echo "make demo      deploy the workers into a throwaway Debian 12 container (elms-demo) and encode a video"
+	@echo "make test      lint + unit + every molecule scenario (what CI runs)"
+	@echo "make lint | unit | molecule [SCENARIO=name] | demo-clean | clean"
+
+$(VENV)/.installed: requirements-dev.txt
+	bash tests/harness/host-packages.sh
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn $(CURDIR) $@
+
+collection: venv $(COLLECTION_LINK)
+
+docker:
+	bash tests/harness/ensure-docker.sh
+
+images: docker
+	python3 tests/harness/images.py debian12-php
+
+lint: collection
+	yamllint --strict .
+	ansible-lint --offline --profile production
+
+unit: collection
+	cd $(COLLECTION_LINK) && python -m pytest -q tests/unit
+
+molecule: collection images
+	set -e; for s in $(if $(SCENARIO),$(SCENARIO),$(SCENARIOS)); do \
+	  echo "=== molecule scenario $$s"; molecule test -s $$s; done
+
+test: lint unit molecule
+
+demo: collection images
+	bash tests/harness/demo.sh
+
+demo-clean:
+	docker rm -f elms-demo
+
+clean:
+	rm -rf .build $(VENV) .pytest_cache
