@@ -1,0 +1,188 @@
+"""Worker definitions become exactly the supervisor program the eLMS guide describes."""
+
+import configparser
+import shlex
+
+import pytest
+
+from ansible_collections.elms.queue_workers.plugins.module_utils import worker_programs as wp
+
+SETTINGS = {"app_dir": "/var/www/html", "php": "/usr/bin/php", "user": "www-data", "connection": "",
+            "stopwait_margin": 30, "log_maxbytes": "50MB", "log_backups": 5}
+DEFAULT_WORKER = {"name": "elms-default-worker", "queue": "default", "numprocs": 2, "sleep": 3, "tries": 3,
+                  "max_time": 3600, "log": "storage/logs/worker-default.log"}
+VIDEO_WORKER = {"name": "elms-video-worker", "queue": "video-encoding", "numprocs": 1, "sleep": 10, "tries": 1,
+                "max_time": 7200, "memory": 512, "log": "storage/logs/worker-video.log"}
+
+
+def parsed(worker, settings=SETTINGS):
+    """Read the rendered file back with supervisor's parser settings."""
+    parser = configparser.RawConfigParser(inline_comment_prefixes=(";", "#"), strict=False)
+    parser.read_string(wp.render_program(worker, settings))
+    return dict(parser.items("program:%s" % worker["name"]))
+
+
+def command_argv(worker, settings=SETTINGS):
+    """What supervisor execs: its expansion of %%, then shlex.split."""
+    return shlex.split(parsed(worker, settings)["command"].replace("%%", "%"))
+
+
+def test_default_worker_command_is_the_guides():
+    assert command_argv(DEFAULT_WORKER) == [
+        "/usr/bin/php", "/var/www/html/artisan", "queue:work", "--queue=default",
+        "--sleep=3", "--tries=3", "--max-time=3600"]
+
+
+def test_video_worker_command_is_the_guides():
+    assert command_argv(VIDEO_WORKER) == [
+        "/usr/bin/php", "/var/www/html/artisan", "queue:work", "--queue=video-encoding",
+        "--sleep=10", "--tries=1", "--max-time=7200", "--memory=512"]
+
+
+@pytest.mark.parametrize("key, expected", [
+    ("process_name", "%(program_name)s_%(process_num)02d"),
+    ("numprocs", "2"),
+    ("user", "www-data"),
+    ("directory", "/var/www/html"),
+    ("autorestart", "true"),
+    ("stopasgroup", "true"),
+    ("killasgroup", "true"),
+    ("stopsignal", "TERM"),
+    ("redirect_stderr", "true"),
+    ("stdout_logfile", "/var/www/html/storage/logs/worker-default.log"),
+])
+def test_default_worker_option(key, expected):
+    assert parsed(DEFAULT_WORKER)[key] == expected
+
+
+def test_file_starts_with_the_managed_marker():
+    assert wp.render_program(DEFAULT_WORKER, SETTINGS).startswith(wp.MANAGED_MARKER + "\n[program:elms-default-worker]\n")
+
+
+@pytest.mark.parametrize("worker, expected", [
+    pytest.param(VIDEO_WORKER, 7230, id="video-max-time-plus-margin"),
+    pytest.param(DEFAULT_WORKER, 3630, id="default-max-time-plus-margin"),
+    pytest.param(dict(VIDEO_WORKER, timeout=5400), 5430, id="timeout-wins-over-max-time"),
+    pytest.param({"name": "x", "queue": "q"}, 90, id="laravel-default-timeout"),
+    pytest.param(dict(VIDEO_WORKER, stopwaitsecs=9000), 9000, id="explicit"),
+])
+def test_stopwaitsecs_outlasts_the_longest_job(worker, expected):
+    assert parsed(worker)["stopwaitsecs"] == str(expected)
+
+
+def test_connection_and_queue_list():
+    worker = {"name": "x", "queue": ["high", "default"], "connection": "redis"}
+    assert command_argv(worker)[3:5] == ["redis", "--queue=high,default"]
+
+
+def test_role_wide_connection_is_used_when_the_worker_has_none():
+    assert command_argv({"name": "x", "queue": "q"}, dict(SETTINGS, connection="database"))[3] == "database"
+
+
+def test_paths_with_spaces_survive_shlex():
+    settings = dict(SETTINGS, app_dir="/srv/my app", php="/opt/php 8/bin/php")
+    assert command_argv(DEFAULT_WORKER, settings)[:2] == ["/opt/php 8/bin/php", "/srv/my app/artisan"]
+
+
+def test_percent_is_escaped_for_supervisor_expansion():
+    settings = dict(SETTINGS, app_dir="/srv/100%app")
+    assert parsed(DEFAULT_WORKER, settings)["directory"] == "/srv/100%%app"
+    assert command_argv(DEFAULT_WORKER, settings)[1] == "/srv/100%app/artisan"
+
+
+def test_environment_values_are_quoted():
+    worker = dict(DEFAULT_WORKER, environment={"APP_ENV": "production", "GREETING": 'say "hi", ok'})
+    assert parsed(worker)["environment"] == 'APP_ENV="production",GREETING="say \\"hi\\", ok"'
+
+
+def test_supervisor_options_override_and_extend():
+    worker = dict(DEFAULT_WORKER, supervisor_options={"startsecs": 5, "stdout_syslog": True})
+    options = parsed(worker)
+    assert (options["startsecs"], options["stdout_syslog"]) == ("5", "true")
+
+
+def test_absolute_log_is_kept():
+    assert parsed(dict(DEFAULT_WORKER, log="/var/log/elms/default.log"))["stdout_logfile"] == "/var/log/elms/default.log"
+
+
+def test_default_log_is_named_after_the_program():
+    assert wp.log_path({"name": "x", "queue": "q"}, SETTINGS) == "/var/www/html/storage/logs/x.log"
+
+
+def test_extra_args_and_flags():
+    worker = {"name": "x", "queue": "q", "max_jobs": 500, "backoff": 10, "force": True, "extra_args": ["--rest=1"]}
+    assert command_argv(worker)[4:] == ["--max-jobs=500", "--backoff=10", "--force", "--rest=1"]
+
+
+def test_the_guides_workers_have_no_errors():
+    assert wp.worker_errors([DEFAULT_WORKER, VIDEO_WORKER], default_user="www-data") == []
+    assert wp.settings_errors(SETTINGS) == []
+
+
+# Each bad input, and the words its error must contain (variable and fix).
+BAD_WORKERS = [
+    pytest.param("not a list", "must be a list", id="not-a-list"),
+    pytest.param(["just a name"], "must be a mapping", id="item-not-mapping"),
+    pytest.param([{"queue": "q"}], "name = None", id="missing-name"),
+    pytest.param([{"name": "bad_name", "queue": "q"}], "(no '_'", id="underscore-in-name"),
+    pytest.param([{"name": "has space", "queue": "q"}], "letters, digits or '-'", id="space-in-name"),
+    pytest.param([{"name": "-lead", "queue": "q"}], "starting with a letter or digit", id="leading-dash"),
+    pytest.param([{"name": "a" * 65, "queue": "q"}], "1-64", id="name-too-long"),
+    pytest.param([{"name": "x", "queue": "q"}, {"name": "x", "queue": "r"}], "used twice", id="duplicate-name"),
+    pytest.param([{"name": "x"}], "queue = None", id="missing-queue"),
+    pytest.param([{"name": "x", "queue": "a,b"}], "must be a queue name", id="comma-in-queue"),
+    pytest.param([{"name": "x", "queue": []}], "must be a queue name", id="empty-queue-list"),
+    pytest.param([{"name": "x", "queue": "q", "numprocs": 0}], "numprocs = 0 must be a whole number >= 1", id="numprocs-zero"),
+    pytest.param([{"name": "x", "queue": "q", "numprocs": 65}], "above 64", id="numprocs-too-many"),
+    pytest.param([{"name": "x", "queue": "q", "numprocs": "2"}], "numprocs = '2'", id="numprocs-string"),
+    pytest.param([{"name": "x", "queue": "q", "sleep": -1}], "sleep = -1", id="negative-sleep"),
+    pytest.param([{"name": "x", "queue": "q", "tries": 0}], "tries = 0", id="zero-tries"),
+    pytest.param([{"name": "x", "queue": "q", "timeout": True}], "timeout = True", id="bool-timeout"),
+    pytest.param([{"name": "x", "queue": "q", "timeout": 600, "stopwaitsecs": 60}],
+                 "stopwaitsecs = 60 is shorter than the job timeout (600 s)", id="stopwait-below-timeout"),
+    pytest.param([{"name": "x", "queue": "q", "stopwaitsecs": 10}], "at least 90", id="stopwait-below-laravel-default"),
+    pytest.param([{"name": "x", "queue": "q", "user": "root"}], "queue_workers_allow_root", id="root-user"),
+    pytest.param([{"name": "x", "queue": "q", "sleeep": 3}], "unknown keys sleeep", id="typo-key"),
+    pytest.param([{"name": "x", "queue": "q", "state": "gone"}], "'present' or 'absent'", id="bad-state"),
+    pytest.param([{"name": "x", "queue": "q", "log": "a.log\nb"}], "line break", id="newline-in-log"),
+    pytest.param([{"name": "x", "queue": "q", "extra_args": ["--x", "a ;b"]}], "start of a comment", id="comment-in-args"),
+    pytest.param([{"name": "x", "queue": "q", "environment": {"1BAD": "v"}}], "not a valid variable name", id="bad-env-key"),
+    pytest.param([{"name": "x", "queue": "q", "environment": ["A=1"]}], "environment must be a mapping", id="env-not-mapping"),
+    pytest.param([{"name": "x", "queue": "q", "supervisor_options": {"command": "/bin/sh"}}], "set by the role",
+                 id="override-command"),
+    pytest.param([{"name": "x", "queue": "q", "supervisor_options": {"stopwaitsec": 5}}], "not a supervisor [program:x] option",
+                 id="unknown-supervisor-option"),
+    pytest.param([{"name": "x", "queue": "q", "extra_args": "--rest=1"}], "must be a list of arguments", id="extra-args-string"),
+]
+
+
+@pytest.mark.parametrize("workers, message", BAD_WORKERS)
+def test_bad_worker_definitions_are_named(workers, message):
+    errors = wp.worker_errors(workers, default_user="www-data")
+    assert any(message in error for error in errors), errors
+    assert all(error.startswith("queue_workers_programs") for error in errors), errors
+
+
+def test_root_is_allowed_when_asked():
+    assert wp.worker_errors([{"name": "x", "queue": "q"}], allow_root=True, default_user="root") == []
+
+
+def test_absent_workers_need_only_a_name():
+    assert wp.worker_errors([{"name": "old-worker", "state": "absent"}]) == []
+
+
+@pytest.mark.parametrize("settings, message", [
+    pytest.param(dict(SETTINGS, php=""), "php was not found", id="php-missing"),
+    pytest.param(dict(SETTINGS, php="php"), "queue_workers_php = 'php' must be an absolute path", id="php-relative"),
+    pytest.param(dict(SETTINGS, app_dir="html"), "queue_workers_app_dir = 'html'", id="app-relative"),
+    pytest.param(dict(SETTINGS, app_dir="/srv/a ;b"), "start of a comment", id="app-comment"),
+    pytest.param(dict(SETTINGS, user=""), "queue_workers_user", id="no-user"),
+])
+def test_bad_settings_are_named(settings, message):
+    assert any(message in error for error in wp.settings_errors(settings))
+
+
+def test_semicolon_without_space_is_quoted_safely():
+    worker = {"name": "x", "queue": "q", "extra_args": ["; rm -rf /"]}
+    assert wp.worker_errors([worker]) == []
+    assert command_argv(worker)[-1] == "; rm -rf /"
