@@ -14,6 +14,11 @@ def supervisor_program(worker, settings):
     return worker_programs.render_program(worker, settings)
 
 
+def queue_worker_select(workers, which):
+    """The workers that are 'present', 'absent', or 'autostarted' (present and autostart)."""
+    return worker_programs.select(workers, which)
+
+
 def queue_worker_log(worker, settings):
     return worker_programs.log_path(worker, settings)
 
@@ -30,4 +35,5 @@ class FilterModule(object):
             "supervisor_program": supervisor_program,
             "queue_worker_errors": queue_worker_errors,
             "queue_worker_log": queue_worker_log,
+            "queue_worker_select": queue_worker_select,
         }

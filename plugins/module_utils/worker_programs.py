@@ -64,6 +64,17 @@ def queue_list(worker):
     return list(queue) if isinstance(queue, (list, tuple)) else [queue]
 
 
+def select(workers, which):
+    """The workers that are 'present', 'absent', or 'autostarted' (present, autostart on)."""
+    if which not in ("present", "absent", "autostarted"):
+        raise ValueError("select() takes present, absent or autostarted, not %r" % which)
+    wanted = "absent" if which == "absent" else "present"
+    chosen = [w for w in workers or [] if w.get("state", "present") == wanted]
+    if which == "autostarted":
+        chosen = [w for w in chosen if w.get("autostart", True)]
+    return chosen
+
+
 def job_timeout(worker):
     """The longest a job of this worker may run: --timeout, or Laravel's default."""
     return worker.get("timeout") or LARAVEL_DEFAULT_TIMEOUT

@@ -30,6 +30,7 @@ IMAGES = {
     "debian12-php": ("bookworm", "debian12-systemd", "php.Dockerfile"),
     "debian13-base": ("trixie", None, None),
     "debian13-systemd": ("trixie", "debian13-base", "systemd.Dockerfile"),
+    "debian13-php": ("trixie", "debian13-systemd", "php.Dockerfile"),
 }
 
 

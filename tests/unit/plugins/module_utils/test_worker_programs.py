@@ -186,3 +186,14 @@ def test_semicolon_without_space_is_quoted_safely():
     worker = {"name": "x", "queue": "q", "extra_args": ["; rm -rf /"]}
     assert wp.worker_errors([worker]) == []
     assert command_argv(worker)[-1] == "; rm -rf /"
+
+
+@pytest.mark.parametrize("which, expected", [
+    ("present", ["a", "c"]),
+    ("absent", ["b"]),
+    ("autostarted", ["a"]),
+])
+def test_select(which, expected):
+    workers = [{"name": "a", "queue": "q"}, {"name": "b", "state": "absent"},
+               {"name": "c", "queue": "q", "state": "present", "autostart": False}]
+    assert [w["name"] for w in wp.select(workers, which)] == expected
