@@ -152,7 +152,10 @@ def program_options(worker, settings):
         ("startretries", worker.get("startretries", 3)),
         ("stopsignal", "TERM"),
         ("stopwaitsecs", stopwaitsecs(worker, settings.get("stopwait_margin", 30))),
-        ("stopasgroup", "true"),
+        # TERM goes to the worker alone: Laravel then finishes the running job, ffmpeg
+        # included (a TERM to the whole group, stopasgroup, makes ffmpeg exit 255 and the
+        # job fail). Only when stopwaitsecs runs out is the whole group KILLed.
+        ("stopasgroup", "false"),
         ("killasgroup", "true"),
         ("redirect_stderr", "true"),
         ("stdout_logfile", escape_value(log_path(worker, settings))),
@@ -279,6 +282,9 @@ def worker_errors(workers, margin=30, allow_root=False, default_user=None):
         if not isinstance(passthrough, dict):
             errors.append("%s.supervisor_options must be a mapping of supervisor option: value" % where)
             continue
+        if passthrough.get("stopasgroup") in (True, "true") and passthrough.get("killasgroup") in (False, "false"):
+            errors.append("%s.supervisor_options sets stopasgroup without killasgroup, which supervisor refuses: "
+                          "drop killasgroup: false" % where)
         for key, value in passthrough.items():
             if key in STRUCTURED_OPTIONS:
                 errors.append("%s.supervisor_options.%s is set by the role; use the worker's own key instead" % (where, key))

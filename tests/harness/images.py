@@ -28,6 +28,7 @@ IMAGES = {
     "debian12-base": ("bookworm", None, None),
     "debian12-systemd": ("bookworm", "debian12-base", "systemd.Dockerfile"),
     "debian12-php": ("bookworm", "debian12-systemd", "php.Dockerfile"),
+    "debian12-app": ("bookworm", "debian12-php", "app.Dockerfile"),
     "debian13-base": ("trixie", None, None),
     "debian13-systemd": ("trixie", "debian13-base", "systemd.Dockerfile"),
     "debian13-php": ("trixie", "debian13-systemd", "php.Dockerfile"),

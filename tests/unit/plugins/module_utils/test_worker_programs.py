@@ -45,7 +45,7 @@ def test_video_worker_command_is_the_guides():
     ("user", "www-data"),
     ("directory", "/var/www/html"),
     ("autorestart", "true"),
-    ("stopasgroup", "true"),
+    ("stopasgroup", "false"),
     ("killasgroup", "true"),
     ("stopsignal", "TERM"),
     ("redirect_stderr", "true"),
@@ -153,6 +153,8 @@ BAD_WORKERS = [
     pytest.param([{"name": "x", "queue": "q", "supervisor_options": {"stopwaitsec": 5}}], "not a supervisor [program:x] option",
                  id="unknown-supervisor-option"),
     pytest.param([{"name": "x", "queue": "q", "extra_args": "--rest=1"}], "must be a list of arguments", id="extra-args-string"),
+    pytest.param([{"name": "x", "queue": "q", "supervisor_options": {"stopasgroup": True, "killasgroup": False}}],
+                 "supervisor refuses", id="stopasgroup-without-killasgroup"),
 ]
 
 

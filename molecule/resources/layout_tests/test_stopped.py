@@ -1,0 +1,6 @@
+"""A stopped, disabled supervisor is started and enabled by the role."""
+
+
+def test_supervisor_is_running_and_enabled(host):
+    assert host.service("supervisor").is_running
+    assert host.service("supervisor").is_enabled
