@@ -148,7 +148,9 @@ def program_options(worker, settings):
         # Laravel workers exit 0 when they recycle (--max-time, --max-jobs, queue:restart):
         # supervisor's default 'unexpected' would leave them down.
         ("autorestart", "true"),
-        ("startsecs", worker.get("startsecs", 1)),
+        # A PHP worker that cannot boot or reach its queue dies within a few seconds;
+        # supervisor's default of 1 s would call it RUNNING first on a loaded host.
+        ("startsecs", worker.get("startsecs", 5)),
         ("startretries", worker.get("startretries", 3)),
         ("stopsignal", "TERM"),
         ("stopwaitsecs", stopwaitsecs(worker, settings.get("stopwait_margin", 30))),

@@ -49,6 +49,7 @@ def test_video_worker_command_is_the_guides():
     ("killasgroup", "true"),
     ("stopsignal", "TERM"),
     ("redirect_stderr", "true"),
+    ("startsecs", "5"),
     ("stdout_logfile", "/var/www/html/storage/logs/worker-default.log"),
 ])
 def test_default_worker_option(key, expected):
