@@ -51,8 +51,7 @@ unit: collection
 	cd $(COLLECTION_LINK) && python -m pytest -q tests/unit
 
 molecule: collection images
-	set -e; for s in $(if $(SCENARIO),$(SCENARIO),$(SCENARIOS)); do \
-	  echo "=== molecule scenario $$s"; molecule test -s $$s; done
+	bash tests/harness/run-scenarios.sh $(if $(SCENARIO),$(SCENARIO),$(SCENARIOS))
 
 test: lint unit molecule
 
