@@ -19,6 +19,24 @@ def queue_worker_select(workers, which):
     return worker_programs.select(workers, which)
 
 
+def queue_worker_rollback(copy_results):
+    """[{path, backup}] for the program files a copy loop changed (backup null when new)."""
+    return [{"path": r["dest"], "backup": r.get("backup_file")}
+            for r in copy_results or [] if r.get("changed") and r.get("dest")]
+
+
+def queue_worker_pids(status_text, running_only=False):
+    """{process: pid} from 'supervisorctl status' output (RUNNING ones only, if asked)."""
+    return worker_programs.status_pids(status_text, running_only)
+
+
+def queue_workers_recycled(before_status, after_status):
+    """True when every process of the first status is RUNNING again under a new pid."""
+    before = worker_programs.status_pids(before_status)
+    after = worker_programs.status_pids(after_status, running_only=True)
+    return bool(before) and all(name in after and after[name] != pid for name, pid in before.items())
+
+
 def queue_worker_log(worker, settings):
     return worker_programs.log_path(worker, settings)
 
@@ -36,4 +54,7 @@ class FilterModule(object):
             "queue_worker_errors": queue_worker_errors,
             "queue_worker_log": queue_worker_log,
             "queue_worker_select": queue_worker_select,
+            "queue_worker_rollback": queue_worker_rollback,
+            "queue_worker_pids": queue_worker_pids,
+            "queue_workers_recycled": queue_workers_recycled,
         }

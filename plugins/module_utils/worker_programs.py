@@ -75,6 +75,16 @@ def select(workers, which):
     return chosen
 
 
+def status_pids(status_text, running_only=False):
+    """{process: pid} from 'supervisorctl status' lines like 'g:g_00  RUNNING  pid 12, uptime 0:01:02'."""
+    found = {}
+    for line in (status_text or "").splitlines():
+        match = re.match(r"^(\S+)\s+(\S+)\s+pid (\d+),", line)
+        if match and (match.group(2) == "RUNNING" or not running_only):
+            found[match.group(1)] = int(match.group(3))
+    return found
+
+
 def job_timeout(worker):
     """The longest a job of this worker may run: --timeout, or Laravel's default."""
     return worker.get("timeout") or LARAVEL_DEFAULT_TIMEOUT

@@ -200,3 +200,17 @@ def test_select(which, expected):
     workers = [{"name": "a", "queue": "q"}, {"name": "b", "state": "absent"},
                {"name": "c", "queue": "q", "state": "present", "autostart": False}]
     assert [w["name"] for w in wp.select(workers, which)] == expected
+
+
+STATUS = """elms-default-worker:elms-default-worker_00   RUNNING   pid 101, uptime 0:00:05
+elms-default-worker:elms-default-worker_01   STARTING
+elms-video-worker:elms-video-worker_00       STOPPING  pid 77, uptime 1:00:00
+"""
+
+
+@pytest.mark.parametrize("running_only, expected", [
+    (False, {"elms-default-worker:elms-default-worker_00": 101, "elms-video-worker:elms-video-worker_00": 77}),
+    (True, {"elms-default-worker:elms-default-worker_00": 101}),
+])
+def test_status_pids(running_only, expected):
+    assert wp.status_pids(STATUS, running_only) == expected
