@@ -22,7 +22,10 @@ export -f run_one
 export logs
 
 start=$SECONDS
-results=$(printf '%s\n' "$@" | xargs -P "$jobs" -I{} bash -c 'run_one {}' | tee /dev/stderr)
+# Each result line is shown as it comes (on stderr: a tee to /dev/stderr would
+# truncate a log file that stderr points to) and kept for the summary.
+results=$(printf '%s\n' "$@" | xargs -P "$jobs" -I{} bash -c 'run_one {}' |
+  while IFS= read -r line; do echo "$line" >&2; echo "$line"; done)
 failed=$(grep -c '^FAIL' <<<"$results" || true)
 for name in $(awk '/^FAIL/ {print $2}' <<<"$results"); do
   echo; echo "=== last lines of $logs/$name.log"
