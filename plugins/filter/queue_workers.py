@@ -37,14 +37,19 @@ def queue_workers_recycled(before_status, after_status):
     return bool(before) and all(name in after and after[name] != pid for name, pid in before.items())
 
 
+def queue_worker_tools(probe_output):
+    """{tool: path} from 'tool=/path' lines ('' when the tool was not found)."""
+    return dict(line.split("=", 1) for line in (probe_output or "").splitlines() if "=" in line)
+
+
 def queue_worker_log(worker, settings):
     return worker_programs.log_path(worker, settings)
 
 
-def queue_worker_errors(workers, settings, margin=30, allow_root=False):
-    errors = worker_programs.settings_errors(settings)
+def queue_worker_errors(workers, settings, margin=30, allow_root=False, retry_after=0):
+    errors = worker_programs.settings_errors(settings, workers)
     return errors + worker_programs.worker_errors(workers, margin=margin, allow_root=allow_root,
-                                                  default_user=settings.get("user"))
+                                                  default_user=settings.get("user"), retry_after=retry_after)
 
 
 class FilterModule(object):
@@ -56,5 +61,6 @@ class FilterModule(object):
             "queue_worker_select": queue_worker_select,
             "queue_worker_rollback": queue_worker_rollback,
             "queue_worker_pids": queue_worker_pids,
+            "queue_worker_tools": queue_worker_tools,
             "queue_workers_recycled": queue_workers_recycled,
         }

@@ -30,7 +30,7 @@ WORKER_KEYS = frozenset(
     [key for key, _flag in ARTISAN_OPTIONS]
     + ["name", "queue", "connection", "numprocs", "log", "stopwaitsecs", "user", "state",
        "priority", "environment", "extra_args", "supervisor_options", "autostart", "startsecs",
-       "startretries", "force"])
+       "startretries", "force", "nice", "ionice_class", "ionice_level"])
 POSITIVE_INTS = ("sleep", "tries", "max_time", "memory", "timeout", "numprocs", "startretries", "stopwaitsecs")
 NON_NEGATIVE_INTS = ("max_jobs", "backoff", "rest", "priority", "startsecs")
 
@@ -107,8 +107,24 @@ def escape_value(value):
     return str(value).replace("%", "%%")
 
 
+IONICE_CLASSES = {"realtime": "1", "best-effort": "2", "idle": "3"}
+
+
+def priority_prefix(worker, settings):
+    """nice/ionice in front of php: both exec, so supervisor still signals the PHP worker itself."""
+    argv = []
+    if worker.get("nice") is not None:
+        argv += [settings.get("nice") or "nice", "-n", str(worker["nice"])]
+    if worker.get("ionice_class"):
+        argv += [settings.get("ionice") or "ionice", "-c", IONICE_CLASSES[worker["ionice_class"]]]
+        if worker.get("ionice_level") is not None and worker["ionice_class"] != "idle":
+            argv += ["-n", str(worker["ionice_level"])]
+    return argv
+
+
 def artisan_argv(worker, settings):
-    argv = [settings["php"], settings["app_dir"].rstrip("/") + "/artisan", "queue:work"]
+    argv = priority_prefix(worker, settings)
+    argv += [settings["php"], settings["app_dir"].rstrip("/") + "/artisan", "queue:work"]
     connection = worker.get("connection") or settings.get("connection")
     if connection:
         argv.append(connection)
@@ -200,9 +216,15 @@ def _check_text(errors, where, value):
                       "remove the space before it" % (where, text))
 
 
-def settings_errors(settings):
+def settings_errors(settings, workers=None):
     """Errors in the role-wide settings, each naming the variable and the fix."""
     errors = []
+    present = select(workers if isinstance(workers, list) else [], "present") if workers else []
+    for tool, key in (("nice", "nice"), ("ionice", "ionice_class")):
+        users = [w.get("name") for w in present if isinstance(w, dict) and w.get(key) is not None]
+        if users and not settings.get(tool, True):
+            errors.append("%s is not installed on the host, but queue_workers_programs (%s) set %s: install it "
+                          "(util-linux/coreutils) or remove %s from those workers" % (tool, ", ".join(map(str, users)), key, key))
     if not settings.get("php"):
         errors.append("php was not found on the host's PATH: install PHP's CLI, or set queue_workers_php "
                       "to the absolute path of php")
@@ -219,7 +241,7 @@ def settings_errors(settings):
     return errors
 
 
-def worker_errors(workers, margin=30, allow_root=False, default_user=None):
+def worker_errors(workers, margin=30, allow_root=False, default_user=None, retry_after=0):
     """Every problem in a list of worker definitions, each naming the variable and the fix."""
     var = "queue_workers_programs"
     if not isinstance(workers, (list, tuple)):
@@ -260,6 +282,13 @@ def worker_errors(workers, margin=30, allow_root=False, default_user=None):
             low = 1 if key in POSITIVE_INTS else 0
             if not _is_int(value) or value < low:
                 errors.append("%s.%s = %r must be a whole number >= %d" % (where, key, value, low))
+        if worker.get("nice") is not None and (not _is_int(worker["nice"]) or not -20 <= worker["nice"] <= 19):
+            errors.append("%s.nice = %r must be a whole number from -20 to 19 (10 lowers a CPU-heavy worker)" % (where, worker["nice"]))
+        if worker.get("ionice_class") is not None and worker["ionice_class"] not in IONICE_CLASSES:
+            errors.append("%s.ionice_class = %r must be one of %s" % (where, worker["ionice_class"], ", ".join(sorted(IONICE_CLASSES))))
+        level = worker.get("ionice_level")
+        if level is not None and (not _is_int(level) or not 0 <= level <= 7):
+            errors.append("%s.ionice_level = %r must be a whole number from 0 to 7" % (where, level))
         numprocs = worker.get("numprocs", 1)
         if _is_int(numprocs) and numprocs > 64:
             errors.append("%s.numprocs = %r is above 64; run more hosts instead" % (where, numprocs))
@@ -269,6 +298,11 @@ def worker_errors(workers, margin=30, allow_root=False, default_user=None):
                 "%s.stopwaitsecs = %d is shorter than the job timeout (%d s) plus the %d s margin: supervisor would "
                 "SIGKILL a running job on every deploy. Set stopwaitsecs to at least %d or leave it unset"
                 % (where, wait, job_timeout(worker), margin, job_timeout(worker) + margin))
+        if retry_after and _is_int(worker.get("timeout", 0)) and job_timeout(worker) >= retry_after:
+            errors.append(
+                "%s: its job timeout (%d s) is not below the connection's retry_after (%d s, queue_workers_retry_after), "
+                "so a long job would be picked up a second time while it still runs. Set timeout below %d, or raise "
+                "retry_after in config/queue.php" % (where, job_timeout(worker), retry_after, retry_after))
         user = worker.get("user") or default_user
         if user == "root" and not allow_root:
             errors.append("%s runs as root; queue workers must not. Set user (or queue_workers_user) to the app's user, "

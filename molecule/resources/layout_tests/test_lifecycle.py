@@ -37,9 +37,9 @@ def pids(supervisor_status):
     return {name: pid for name, (state, pid) in supervisor_status().items()}
 
 
-def start_encode(artisan, wait_for_file, name):
+def start_encode(artisan, wait_for_file, name, seconds=90):
     """Dispatch a long encode and return once the video worker has started it."""
-    assert artisan("elms:dispatch-encode", name, "--duration=90", "--size=1280x720").rc == 0
+    assert artisan("elms:dispatch-encode", name, "--duration=%d" % seconds, "--size=1280x720").rc == 0
     assert wait_for_file("%s/storage/app/hls/%s/started.json" % (APP, name), 60)
     return "%s/storage/app/hls/%s" % (APP, name)
 
@@ -57,8 +57,54 @@ def test_a_no_change_run_restarts_nothing(supervisor_status):
     assert pids(supervisor_status) == before
 
 
+# (extra vars, words the error must contain). Each must fail before anything changes.
+BAD_INPUTS = [
+    pytest.param({"queue_workers_programs": [dict(DEFAULT_WORKER, name="elms_default")]}, "no '_'", id="underscore-name"),
+    pytest.param({"queue_workers_programs": [DEFAULT_WORKER, dict(VIDEO_WORKER, name="elms-default-worker")]},
+                 "used twice", id="duplicate-name"),
+    pytest.param({"queue_workers_programs": [{"name": "x", "numprocs": 1}]}, "queue", id="missing-queue"),
+    pytest.param({"queue_workers_programs": [dict(DEFAULT_WORKER, queue="a,b")]}, "must be a queue name", id="comma-queue"),
+    pytest.param({"queue_workers_programs": [dict(DEFAULT_WORKER, numprocs=0)]}, "numprocs = 0", id="numprocs-zero"),
+    pytest.param({"queue_workers_programs": [dict(DEFAULT_WORKER, numprocs=100)]}, "above 64", id="numprocs-100"),
+    pytest.param({"queue_workers_programs": [dict(DEFAULT_WORKER, sleep=-1)]}, "sleep = -1", id="negative-sleep"),
+    pytest.param({"queue_workers_programs": [dict(DEFAULT_WORKER, tries=0)]}, "tries = 0", id="zero-tries"),
+    pytest.param({"queue_workers_programs": [dict(VIDEO_WORKER, timeout=7000, stopwaitsecs=600)]},
+                 "SIGKILL a running job", id="stopwait-below-timeout"),
+    pytest.param({"queue_workers_programs": [dict(DEFAULT_WORKER, user="root")]}, "queue_workers_allow_root", id="root"),
+    pytest.param({"queue_workers_user": "nobody-here"}, "user nobody-here does not exist", id="unknown-user"),
+    pytest.param({"queue_workers_app_dir": "/srv/no-app"}, "/srv/no-app/artisan does not exist", id="no-artisan"),
+    pytest.param({"queue_workers_php": "php"}, "queue_workers_php = 'php' must be an absolute path", id="relative-php"),
+    pytest.param({"queue_workers_php": "/usr/bin/php9"}, "php /usr/bin/php9 is not an executable file", id="missing-php"),
+    pytest.param({"queue_workers_programs": [dict(DEFAULT_WORKER, log="a.log\nb")]}, "line break", id="newline-log"),
+    pytest.param({"queue_workers_programs": [dict(DEFAULT_WORKER, extra_args=["--name=a ;b"])]}, "start of a comment",
+                 id="comment-in-args"),
+    pytest.param({"queue_workers_programs": [dict(DEFAULT_WORKER, sleeep=3)]}, "sleeep", id="typo-key"),
+    pytest.param({"queue_workers_programs": [dict(DEFAULT_WORKER, supervisor_options={"command": "/bin/sh"})]},
+                 "set by the role", id="override-command"),
+    pytest.param({"queue_workers_programs": [dict(DEFAULT_WORKER, supervisor_options={"stopwaitsec": 5})]},
+                 "not a supervisor [program:x] option", id="unknown-supervisor-option"),
+    pytest.param({"queue_workers_programs": [dict(DEFAULT_WORKER, state="gone")]}, "gone", id="bad-state"),
+    pytest.param({"queue_workers_programs": [dict(VIDEO_WORKER, nice=25)]}, "from -20 to 19", id="nice-25"),
+    pytest.param({"queue_workers_programs": [dict(DEFAULT_WORKER, timeout=90)], "queue_workers_retry_after": 90},
+                 "retry_after", id="timeout-vs-retry-after"),
+    pytest.param({"queue_workers_programs": [dict(DEFAULT_WORKER, environment={"1BAD": "x"})]},
+                 "not a valid variable name", id="bad-env-name"),
+]
+
+
+@pytest.mark.parametrize("extra_vars, words", BAD_INPUTS)
+def test_bad_input_fails_before_anything_changes(host, supervisor_status, extra_vars, words):
+    files, before = program_files(host), pids(supervisor_status)
+    rc, out = playbook("site.yml", None, "-e", json.dumps(extra_vars))
+    assert rc != 0
+    assert words in out, out[-3000:]
+    assert program_files(host) == files
+    assert pids(supervisor_status) == before
+
+
 def test_changing_the_default_worker_leaves_a_running_encode_alone(host, supervisor_status, artisan, wait_for_file):
-    out_dir = start_encode(artisan, wait_for_file, "deploy-default")
+    # Long enough to outlast the deploy on a fast machine (the check below says if not).
+    out_dir = start_encode(artisan, wait_for_file, "deploy-default", seconds=300)
     before = pids(supervisor_status)
     rc, out = playbook("site.yml", [dict(DEFAULT_WORKER, sleep=4), VIDEO_WORKER], "--tags", "queue_workers")
     assert rc == 0, out
@@ -66,17 +112,22 @@ def test_changing_the_default_worker_leaves_a_running_encode_alone(host, supervi
     assert not host.file(out_dir + "/done.json").exists, "the encode finished before the deploy: make it longer"
     assert after[VIDEO_PROC] == before[VIDEO_PROC]
     assert all(after[p] != before[p] for p in DEFAULT_PROCS)
-    assert wait_for_file(out_dir + "/done.json", 240)
+    assert wait_for_file(out_dir + "/done.json", 480)
     assert json.loads(host.file(out_dir + "/done.json").content_string)["pid"] == before[VIDEO_PROC]
 
 
 def test_changing_the_video_worker_lets_the_running_encode_finish(host, supervisor_status, artisan, wait_for_file):
     out_dir = start_encode(artisan, wait_for_file, "deploy-video")
     before = pids(supervisor_status)
+    log_lines = int(host.run("wc -l < /var/log/supervisor/supervisord.log").stdout)
     rc, out = playbook("site.yml", [dict(DEFAULT_WORKER, sleep=4), dict(VIDEO_WORKER, memory=640)],
                        "--tags", "queue_workers")
     assert rc == 0, out
-    # update returned only after supervisor stopped the old worker: the encode is complete.
+    # supervisor waited for the worker to finish the job (it logs that each second)...
+    log = host.run("tail -n +%d /var/log/supervisor/supervisord.log" % (log_lines + 1)).stdout
+    assert "waiting for elms-video-worker_00 to stop" in log
+    assert "stopped: elms-video-worker_00 (exit status 0)" in log
+    # ...and update returned only after that: the encode is complete.
     assert host.file(out_dir + "/done.json").exists
     for variant in ("240p", "144p"):
         assert "#EXT-X-ENDLIST" in host.file("%s/%s/index.m3u8" % (out_dir, variant)).content_string

@@ -13,6 +13,7 @@ DEFAULT_WORKER = {"name": "elms-default-worker", "queue": "default", "numprocs":
                   "max_time": 3600, "log": "storage/logs/worker-default.log"}
 VIDEO_WORKER = {"name": "elms-video-worker", "queue": "video-encoding", "numprocs": 1, "sleep": 10, "tries": 1,
                 "max_time": 7200, "memory": 512, "log": "storage/logs/worker-video.log"}
+NICE_SETTINGS = dict(SETTINGS, nice="/usr/bin/nice", ionice="/usr/bin/ionice")
 
 
 def parsed(worker, settings=SETTINGS):
@@ -214,3 +215,41 @@ elms-video-worker:elms-video-worker_00       STOPPING  pid 77, uptime 1:00:00
 ])
 def test_status_pids(running_only, expected):
     assert wp.status_pids(STATUS, running_only) == expected
+
+
+def test_video_worker_runs_at_lower_cpu_and_io_priority():
+    worker = dict(VIDEO_WORKER, nice=10, ionice_class="best-effort", ionice_level=7)
+    assert command_argv(worker, NICE_SETTINGS)[:8] == [
+        "/usr/bin/nice", "-n", "10", "/usr/bin/ionice", "-c", "2", "-n", "7"]
+    assert command_argv(worker, NICE_SETTINGS)[8:10] == ["/usr/bin/php", "/var/www/html/artisan"]
+
+
+def test_idle_io_class_takes_no_level():
+    worker = dict(VIDEO_WORKER, ionice_class="idle", ionice_level=7)
+    assert command_argv(worker, NICE_SETTINGS)[:3] == ["/usr/bin/ionice", "-c", "3"]
+
+
+@pytest.mark.parametrize("worker, message", [
+    pytest.param({"name": "x", "queue": "q", "nice": 20}, "from -20 to 19", id="nice-too-high"),
+    pytest.param({"name": "x", "queue": "q", "ionice_class": "low"}, "must be one of best-effort, idle, realtime",
+                 id="bad-ionice-class"),
+    pytest.param({"name": "x", "queue": "q", "ionice_level": 8}, "from 0 to 7", id="ionice-level-too-high"),
+])
+def test_bad_priorities(worker, message):
+    assert any(message in e for e in wp.worker_errors([worker]))
+
+
+def test_missing_nice_is_named():
+    errors = wp.settings_errors(dict(SETTINGS, nice=""), [{"name": "v", "queue": "q", "nice": 10}])
+    assert any("nice is not installed" in e and "(v)" in e for e in errors)
+
+
+@pytest.mark.parametrize("worker, retry_after, bad", [
+    pytest.param({"name": "x", "queue": "q", "timeout": 7200}, 7300, False, id="below"),
+    pytest.param({"name": "x", "queue": "q", "timeout": 7300}, 7300, True, id="equal"),
+    pytest.param({"name": "x", "queue": "q"}, 60, True, id="laravel-default-60-vs-60"),
+    pytest.param({"name": "x", "queue": "q", "timeout": 9000}, 0, False, id="unknown-retry-after"),
+])
+def test_timeout_must_be_below_retry_after(worker, retry_after, bad):
+    errors = wp.worker_errors([worker], retry_after=retry_after)
+    assert any("retry_after" in e for e in errors) is bad
