@@ -18,7 +18,8 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")
 DEFAULT_WORKER = {"name": "elms-default-worker", "queue": "default", "numprocs": 2, "sleep": 3, "tries": 3,
                   "max_time": 3600, "log": "storage/logs/worker-default.log"}
 VIDEO_WORKER = {"name": "elms-video-worker", "queue": "video-encoding", "numprocs": 1, "sleep": 10, "tries": 1,
-                "max_time": 7200, "memory": 512, "log": "storage/logs/worker-video.log"}
+                "max_time": 7200, "memory": 512, "log": "storage/logs/worker-video.log",
+                "nice": 10, "ionice_class": "best-effort", "ionice_level": 7}
 DEFAULT_PROCS = ["elms-default-worker:elms-default-worker_00", "elms-default-worker:elms-default-worker_01"]
 VIDEO_PROC = "elms-video-worker:elms-video-worker_00"
 
@@ -104,7 +105,7 @@ def test_bad_input_fails_before_anything_changes(host, supervisor_status, extra_
 
 def test_changing_the_default_worker_leaves_a_running_encode_alone(host, supervisor_status, artisan, wait_for_file):
     # Long enough to outlast the deploy on a fast machine (the check below says if not).
-    out_dir = start_encode(artisan, wait_for_file, "deploy-default", seconds=300)
+    out_dir = start_encode(artisan, wait_for_file, "deploy-default", seconds=150)
     before = pids(supervisor_status)
     rc, out = playbook("site.yml", [dict(DEFAULT_WORKER, sleep=4), VIDEO_WORKER], "--tags", "queue_workers")
     assert rc == 0, out
