@@ -42,6 +42,11 @@ def queue_worker_tools(probe_output):
     return dict(line.split("=", 1) for line in (probe_output or "").splitlines() if "=" in line)
 
 
+def queue_worker_numprocs(worker, settings):
+    """The worker's process count on this host ('auto' resolved)."""
+    return worker_programs.numprocs(worker, settings)
+
+
 def queue_worker_log(worker, settings):
     return worker_programs.log_path(worker, settings)
 
@@ -62,5 +67,6 @@ class FilterModule(object):
             "queue_worker_rollback": queue_worker_rollback,
             "queue_worker_pids": queue_worker_pids,
             "queue_worker_tools": queue_worker_tools,
+            "queue_worker_numprocs": queue_worker_numprocs,
             "queue_workers_recycled": queue_workers_recycled,
         }

@@ -30,8 +30,8 @@ WORKER_KEYS = frozenset(
     [key for key, _flag in ARTISAN_OPTIONS]
     + ["name", "queue", "connection", "numprocs", "log", "stopwaitsecs", "user", "state",
        "priority", "environment", "extra_args", "supervisor_options", "autostart", "startsecs",
-       "startretries", "force", "nice", "ionice_class", "ionice_level"])
-POSITIVE_INTS = ("sleep", "tries", "max_time", "memory", "timeout", "numprocs", "startretries", "stopwaitsecs")
+       "startretries", "force", "nice", "ionice_class", "ionice_level", "weight"])
+POSITIVE_INTS = ("sleep", "tries", "max_time", "memory", "timeout", "startretries", "stopwaitsecs")
 NON_NEGATIVE_INTS = ("max_jobs", "backoff", "rest", "priority", "startsecs")
 
 # Every [program:x] option supervisor 4.x accepts (docs/configuration.rst).
@@ -62,6 +62,29 @@ def _is_int(value):
 def queue_list(worker):
     queue = worker.get("queue")
     return list(queue) if isinstance(queue, (list, tuple)) else [queue]
+
+
+def auto_numprocs(weight, cpus, memory_mb):
+    """Processes for 'numprocs: auto', from the host's CPUs and memory (GB rounded).
+
+    light (mail, notifications): half the CPUs, at most one per 2 GB, 1..4.
+    heavy (FFmpeg encodes): one per 2 CPUs beyond the first two, one per 2 GB beyond
+    the first 2 GB, 1..3. So 2 CPUs/2 GB gives 1 and 1, 4/4 gives 2 and 1, 6/6 gives 3
+    and 2, and 8+ CPUs with 8+ GB gives 4 and 3.
+    """
+    gigabytes = int(round((memory_mb or 0) / 1024.0))
+    cpus = cpus or 1
+    if weight == "heavy":
+        return max(1, min(3, (cpus - 2) // 2, (gigabytes - 2) // 2))
+    return max(1, min(4, cpus // 2, gigabytes // 2))
+
+
+def numprocs(worker, settings):
+    """The worker's process count, 'auto' resolved for this host."""
+    value = worker.get("numprocs", 1)
+    if value == "auto":
+        return auto_numprocs(worker.get("weight", "light"), settings.get("cpus"), settings.get("memory_mb"))
+    return value
 
 
 def select(workers, which):
@@ -168,7 +191,7 @@ def program_options(worker, settings):
         ("command", command_line(artisan_argv(worker, settings))),
         ("directory", escape_value(settings["app_dir"])),
         ("process_name", "%(program_name)s_%(process_num)02d"),
-        ("numprocs", worker.get("numprocs", 1)),
+        ("numprocs", numprocs(worker, settings)),
         ("user", escape_value(user)),
         ("autostart", _bool(worker.get("autostart", True))),
         # Laravel workers exit 0 when they recycle (--max-time, --max-jobs, queue:restart):
@@ -289,9 +312,12 @@ def worker_errors(workers, margin=30, allow_root=False, default_user=None, retry
         level = worker.get("ionice_level")
         if level is not None and (not _is_int(level) or not 0 <= level <= 7):
             errors.append("%s.ionice_level = %r must be a whole number from 0 to 7" % (where, level))
-        numprocs = worker.get("numprocs", 1)
-        if _is_int(numprocs) and numprocs > 64:
-            errors.append("%s.numprocs = %r is above 64; run more hosts instead" % (where, numprocs))
+        count = worker.get("numprocs", 1)
+        if count != "auto" and (not _is_int(count) or not 1 <= count <= 64):
+            errors.append("%s.numprocs = %r must be a whole number from 1 to 64, or auto (sized from the host's CPUs "
+                          "and memory)" % (where, count))
+        if worker.get("weight", "light") not in ("light", "heavy"):
+            errors.append("%s.weight = %r must be light or heavy (how numprocs: auto sizes it)" % (where, worker.get("weight")))
         wait = worker.get("stopwaitsecs")
         if _is_int(wait) and wait >= 1 and wait < job_timeout(worker) + margin:
             errors.append(

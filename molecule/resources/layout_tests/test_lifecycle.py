@@ -178,6 +178,20 @@ def test_a_worker_named_like_a_program_it_does_not_manage_is_refused(host, super
         "%s/admin-heartbeat%s" % (EXPECT["include_dir"], EXPECT["extension"])).content_string
 
 
+def test_numprocs_auto_sizes_workers_from_the_host(host, supervisor_status):
+    cpus = int(host.run("nproc").stdout)
+    memory_mb = int(host.run("awk '/^MemTotal:/ {print $2}' /proc/meminfo").stdout) // 1024
+    gigabytes = int(round(memory_mb / 1024.0))
+    light = max(1, min(4, cpus // 2, gigabytes // 2))
+    heavy = max(1, min(3, (cpus - 2) // 2, (gigabytes - 2) // 2))
+    rc, out = playbook("site.yml", [dict(DEFAULT_WORKER, numprocs="auto"),
+                                    dict(VIDEO_WORKER, numprocs="auto", weight="heavy")], "--tags", "queue_workers")
+    assert rc == 0, out
+    running = [p for p, (state, _pid) in supervisor_status().items() if state == "RUNNING"]
+    assert len([p for p in running if p.startswith("elms-default-worker:")]) == light
+    assert len([p for p in running if p.startswith("elms-video-worker:")]) == heavy
+
+
 def test_restart_playbook_recycles_every_worker_gracefully(supervisor_status):
     rc, out = playbook("site.yml")
     assert rc == 0, out

@@ -134,8 +134,10 @@ BAD_WORKERS = [
     pytest.param([{"name": "x"}], "queue = None", id="missing-queue"),
     pytest.param([{"name": "x", "queue": "a,b"}], "must be a queue name", id="comma-in-queue"),
     pytest.param([{"name": "x", "queue": []}], "must be a queue name", id="empty-queue-list"),
-    pytest.param([{"name": "x", "queue": "q", "numprocs": 0}], "numprocs = 0 must be a whole number >= 1", id="numprocs-zero"),
-    pytest.param([{"name": "x", "queue": "q", "numprocs": 65}], "above 64", id="numprocs-too-many"),
+    pytest.param([{"name": "x", "queue": "q", "numprocs": 0}], "numprocs = 0 must be a whole number from 1 to 64", id="numprocs-zero"),
+    pytest.param([{"name": "x", "queue": "q", "numprocs": 65}], "from 1 to 64", id="numprocs-too-many"),
+    pytest.param([{"name": "x", "queue": "q", "numprocs": "many"}], "or auto", id="numprocs-word"),
+    pytest.param([{"name": "x", "queue": "q", "numprocs": "auto", "weight": "huge"}], "light or heavy", id="bad-weight"),
     pytest.param([{"name": "x", "queue": "q", "numprocs": "2"}], "numprocs = '2'", id="numprocs-string"),
     pytest.param([{"name": "x", "queue": "q", "sleep": -1}], "sleep = -1", id="negative-sleep"),
     pytest.param([{"name": "x", "queue": "q", "tries": 0}], "tries = 0", id="zero-tries"),
@@ -253,3 +255,22 @@ def test_missing_nice_is_named():
 def test_timeout_must_be_below_retry_after(worker, retry_after, bad):
     errors = wp.worker_errors([worker], retry_after=retry_after)
     assert any("retry_after" in e for e in errors) is bad
+
+
+@pytest.mark.parametrize("cpus, memory_mb, light, heavy", [
+    pytest.param(2, 2048, 1, 1, id="guide-low-2-cores-2gb"),
+    pytest.param(2, 1900, 1, 1, id="2gb-reported-short"),
+    pytest.param(1, 1024, 1, 1, id="tiny"),
+    pytest.param(4, 4096, 2, 1, id="middle-4-cores-4gb"),
+    pytest.param(6, 6144, 3, 2, id="middle-6-cores-6gb"),
+    pytest.param(8, 7900, 4, 3, id="guide-high-8-cores-8gb"),
+    pytest.param(32, 65536, 4, 3, id="large-capped"),
+    pytest.param(16, 2048, 1, 1, id="many-cores-little-memory"),
+])
+def test_auto_numprocs(cpus, memory_mb, light, heavy):
+    assert (wp.auto_numprocs("light", cpus, memory_mb), wp.auto_numprocs("heavy", cpus, memory_mb)) == (light, heavy)
+
+
+def test_auto_numprocs_is_rendered():
+    worker = dict(VIDEO_WORKER, numprocs="auto", weight="heavy")
+    assert parsed(worker, dict(SETTINGS, cpus=8, memory_mb=8192))["numprocs"] == "3"
