@@ -144,22 +144,22 @@ _UPDATE_RE = re.compile(r"^(\S+): (added|updated|removed) process group$")
 _FILE_RE = re.compile(r"(?:parsing errors: |file: )'([^']+)'")
 
 
-def parse_reread(stdout):
-    found = {"available": [], "changed": [], "disappeared": []}
+def _groups_by_kind(stdout, pattern, kinds):
+    """{kind: [group, ...]} from lines 'GROUP: KIND ...' that match pattern."""
+    found = dict((kind, []) for kind in kinds)
     for line in stdout.splitlines():
-        match = _REREAD_RE.match(line.strip())
+        match = pattern.match(line.strip())
         if match:
             found[match.group(2)].append(match.group(1))
     return found
+
+
+def parse_reread(stdout):
+    return _groups_by_kind(stdout, _REREAD_RE, ("available", "changed", "disappeared"))
 
 
 def parse_update(stdout):
-    found = {"added": [], "updated": [], "removed": []}
-    for line in stdout.splitlines():
-        match = _UPDATE_RE.match(line.strip())
-        if match:
-            found[match.group(2)].append(match.group(1))
-    return found
+    return _groups_by_kind(stdout, _UPDATE_RE, ("added", "updated", "removed"))
 
 
 def parse_avail(stdout):

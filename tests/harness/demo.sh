@@ -57,7 +57,7 @@ step "supervisorctl status"
 docker exec "$NAME" supervisorctl -c /etc/supervisor/supervisord.conf status
 
 step "HLS output in $out"
-docker exec "$NAME" sh -c "cd $out && ls -l && echo && echo '--- master.m3u8' && cat master.m3u8"
+docker exec "$NAME" sh -c "cd $out && ls -lR && echo && echo '--- master.m3u8' && cat master.m3u8"
 
 step "Done in $(( $(date +%s) - started )) s"
 echo "The container $NAME is still running. Look around: docker exec -it $NAME bash"
