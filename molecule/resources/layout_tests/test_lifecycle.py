@@ -66,7 +66,7 @@ BAD_INPUTS = [
     pytest.param({"queue_workers_programs": [{"name": "x", "numprocs": 1}]}, "queue", id="missing-queue"),
     pytest.param({"queue_workers_programs": [dict(DEFAULT_WORKER, queue="a,b")]}, "must be a queue name", id="comma-queue"),
     pytest.param({"queue_workers_programs": [dict(DEFAULT_WORKER, numprocs=0)]}, "numprocs = 0", id="numprocs-zero"),
-    pytest.param({"queue_workers_programs": [dict(DEFAULT_WORKER, numprocs=100)]}, "above 64", id="numprocs-100"),
+    pytest.param({"queue_workers_programs": [dict(DEFAULT_WORKER, numprocs=100)]}, "from 1 to 64", id="numprocs-100"),
     pytest.param({"queue_workers_programs": [dict(DEFAULT_WORKER, sleep=-1)]}, "sleep = -1", id="negative-sleep"),
     pytest.param({"queue_workers_programs": [dict(DEFAULT_WORKER, tries=0)]}, "tries = 0", id="zero-tries"),
     pytest.param({"queue_workers_programs": [dict(VIDEO_WORKER, timeout=7000, stopwaitsecs=600)]},
@@ -176,6 +176,15 @@ def test_a_worker_named_like_a_program_it_does_not_manage_is_refused(host, super
     assert rc != 0 and "admin-heartbeat, which supervisor already runs from a file this collection did not write" in out
     assert "[program:admin-heartbeat]\ncommand=/bin/sleep infinity" in host.file(
         "%s/admin-heartbeat%s" % (EXPECT["include_dir"], EXPECT["extension"])).content_string
+
+
+def test_environment_values_never_reach_the_output(host):
+    secret = "s3cr3t-token-value"
+    rc, out = playbook("site.yml", [dict(DEFAULT_WORKER, environment={"API_TOKEN": secret}), VIDEO_WORKER],
+                       "--tags", "queue_workers", "--diff", "-v")
+    assert rc == 0, out
+    assert secret not in out
+    assert secret in host.file("%s/elms-default-worker%s" % (EXPECT["include_dir"], EXPECT["extension"])).content_string
 
 
 def test_numprocs_auto_sizes_workers_from_the_host(host, supervisor_status):

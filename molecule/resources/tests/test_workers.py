@@ -34,6 +34,12 @@ def test_program_file_is_root_owned_and_not_world_writable(host, program):
     assert not program_file(host, program).mode & 0o002
 
 
+@pytest.mark.parametrize("log", ["worker-default.log", "worker-video.log"])
+def test_worker_log_is_written_and_not_world_writable(host, log):
+    log_file = host.file("%s/storage/logs/%s" % (APP, log))
+    assert log_file.is_file and not log_file.mode & 0o002
+
+
 @pytest.mark.parametrize("process", PROCESSES)
 def test_worker_process_is_running(supervisor_status, process):
     assert supervisor_status().get(process, ("MISSING", None))[0] == "RUNNING"
