@@ -13,7 +13,7 @@ module: supervisor_apply
 short_description: Apply supervisor program changes with reread and update, undoing files supervisor refuses
 version_added: "0.1.0"
 description:
-  - Runs C(supervisorctl reread), then C(supervisorctl update): new groups are added, changed groups
+  - Runs C(supervisorctl reread), then C(supervisorctl update). New groups are added, changed groups
     restart, removed groups stop, and every other group keeps running. supervisord itself is never
     restarted or reloaded.
   - When supervisor refuses the config (C(CANT_REREAD)) and O(rollback) lists the files this run
@@ -21,7 +21,7 @@ description:
     asked again, and the module fails with supervisor's message. Nothing was applied, so every
     running program is left as it was.
   - When supervisor still refuses the config without those files, the broken file is not one this
-    run wrote: the module fails naming it (until it is fixed, supervisor can add or change no program
+    run wrote, and the module fails naming it (until it is fixed, supervisor can add or change no program
     on the host). Use O(check_only) before writing anything to find that out first.
 author:
   - eLMS infrastructure team
