@@ -15,12 +15,13 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
 
-.PHONY: help venv collection docker images lint unit molecule test demo demo-clean clean
+.PHONY: help venv collection docker images lint unit sanity molecule test bench demo demo-clean clean
 
 help:
 	@echo "make demo      deploy the workers into a throwaway Debian 12 container (elms-demo) and encode a video"
 	@echo "make test      lint + unit + every molecule scenario (what CI runs)"
-	@echo "make lint | unit | molecule [SCENARIO=name] | demo-clean | clean"
+	@echo "make bench     measure the deploy (no-change cost, fleet, disruption, responsiveness under encoding)"
+	@echo "make lint | unit | sanity | molecule [SCENARIO=name] | demo-clean | clean"
 
 $(VENV)/.installed: requirements-dev.txt
 	bash tests/harness/host-packages.sh
@@ -50,10 +51,19 @@ lint: collection
 unit: collection
 	cd $(COLLECTION_LINK) && python -m pytest -q tests/unit
 
+# ansible-test sanity and units, the way Galaxy's collections are checked (empty ignore files).
+sanity: collection
+	bash tests/harness/ansible-test.sh
+
 molecule: collection images
 	bash tests/harness/run-scenarios.sh $(if $(SCENARIO),$(SCENARIO),$(SCENARIOS))
 
 test: lint unit molecule
+
+# Measures the deploy's cost, disruption and the server's responsiveness; prints a table
+# and writes it to .build/bench/results.md. Not part of make test (it measures, never asserts).
+bench: collection images
+	python tests/benchmarks/bench.py
 
 demo: collection images
 	bash tests/harness/demo.sh
