@@ -24,7 +24,7 @@ description:
     run wrote, and the module fails naming it (until it is fixed, supervisor can add or change no program
     on the host). Use O(check_only) before writing anything to find that out first.
 author:
-  - eLMS infrastructure team
+  - eLMS infrastructure team (@elms-platform)
 options:
   supervisorctl_path:
     description: The supervisorctl to run (see M(elms.queue_workers.supervisor_facts)).
@@ -233,11 +233,11 @@ def main():
                     "nothing was applied and every running program was left as it was." % (message, ", ".join(written))),
                     **result)
             message = again
+        put_back = " The files this run wrote were put back as they were." if result.get("restored") else ""
         module.fail_json(msg=(
             "supervisor cannot read its config: %s. %s is not a file this collection wrote: fix or remove it. Until "
             "then supervisor can add or change no program on this host, and a restart of supervisord would stop "
-            "every program.%s" % (message, bad or "The file it names",
-                                  " The files this run wrote were put back as they were." if result.get("restored") else "")),
+            "every program.%s" % (message, bad or "The file it names", put_back)),
             **result)
 
     result["reread"] = parse_reread(out)

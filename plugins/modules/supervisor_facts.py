@@ -25,7 +25,7 @@ description:
   - Fails only when several supervisord processes with different config files run and
     O(config_file) does not say which one to use.
 author:
-  - eLMS infrastructure team
+  - eLMS infrastructure team (@elms-platform)
 options:
   config_file:
     description:
