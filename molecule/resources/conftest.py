@@ -4,8 +4,10 @@ A scenario states its platform's layout through the verifier's environment
 (ELMS_EXPECT_*); the defaults are Debian's.
 """
 
+import json
 import os
 import shlex
+import subprocess
 import time
 
 import pytest
@@ -18,6 +20,18 @@ EXPECT = {
 }
 APP = "/var/www/html"
 APP_USER = "www-data"
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def playbook(name, programs=None, *extra, **env):
+    """Run one of the collection's playbooks against this scenario's host; returns (rc, output)."""
+    argv = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
+            name if name.startswith("elms.") else os.path.join(ROOT, "playbooks", name)]
+    if programs is not None:
+        argv += ["-e", json.dumps({"queue_workers_programs": programs})]
+    done = subprocess.run(argv + list(extra), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env=dict(os.environ, ANSIBLE_FORCE_COLOR="0", **env))
+    return done.returncode, done.stdout
 
 
 @pytest.fixture(scope="module")

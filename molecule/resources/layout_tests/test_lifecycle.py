@@ -7,14 +7,12 @@ build on each other, in file order.
 
 import json
 import os
-import subprocess
 import time
 
 import pytest
 
-from conftest import APP, EXPECT
+from conftest import APP, EXPECT, playbook
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 DEFAULT_WORKER = {"name": "elms-default-worker", "queue": "default", "numprocs": 2, "sleep": 3, "tries": 3,
                   "max_time": 3600, "log": "storage/logs/worker-default.log"}
 VIDEO_WORKER = {"name": "elms-video-worker", "queue": "video-encoding", "numprocs": 1, "sleep": 10, "tries": 1,
@@ -22,16 +20,6 @@ VIDEO_WORKER = {"name": "elms-video-worker", "queue": "video-encoding", "numproc
                 "nice": 10, "ionice_class": "best-effort", "ionice_level": 7}
 DEFAULT_PROCS = ["elms-default-worker:elms-default-worker_00", "elms-default-worker:elms-default-worker_01"]
 VIDEO_PROC = "elms-video-worker:elms-video-worker_00"
-
-
-def playbook(name, programs=None, *extra):
-    """Run one of the collection's playbooks against this scenario's host; returns (rc, output)."""
-    argv = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], os.path.join(ROOT, "playbooks", name)]
-    if programs is not None:
-        argv += ["-e", json.dumps({"queue_workers_programs": programs})]
-    done = subprocess.run(argv + list(extra), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          env=dict(os.environ, ANSIBLE_FORCE_COLOR="0"))
-    return done.returncode, done.stdout
 
 
 def pids(supervisor_status):

@@ -1,0 +1,404 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, eLMS infrastructure team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: queue_workers_diagnose
+short_description: Check a host's queue workers the way the eLMS guide's troubleshooting list does
+version_added: "0.1.0"
+description:
+  - Read-only. Looks at what the guide's "still stuck?" list asks an admin to look at, in one call.
+    Whether supervisord runs and with which config and C([include]); whether each worker's program
+    file is in the include directory with the right extension (and where it is when it is not);
+    C(supervisorctl avail) and C(status); the last lines of each worker's log and of supervisord's log.
+  - It also checks whether the worker user can run C(artisan queue:work --once) (on a queue name no job
+    uses, so no real job is taken) and write C(storage/), whether FFmpeg encodes one second of HLS (in
+    a temporary directory that is removed), the app's queue connection (C(sync) makes workers
+    pointless), and the pending and failed job counts the app reports.
+  - Returns every finding with what to do, and the whole report as text. Never fails because the
+    host is broken; fails only on bad options.
+author:
+  - eLMS infrastructure team
+options:
+  host:
+    description: The name to put at the top of the report.
+    type: str
+    default: ""
+  supervisor:
+    description: The facts of M(elms.queue_workers.supervisor_facts) (C(ansible_facts.supervisor)).
+    type: dict
+    required: true
+  programs:
+    description: The worker definitions (C(queue_workers_programs)); only C(state=present) ones are checked.
+    type: list
+    elements: dict
+    required: true
+  app_dir:
+    description: The Laravel application's root.
+    type: path
+    required: true
+  user:
+    description: The default worker user.
+    type: str
+    required: true
+  php:
+    description: The php binary; empty means the one on C(PATH).
+    type: str
+    default: ""
+  connection:
+    description: The queue connection the workers are given, empty for the app's default.
+    type: str
+    default: ""
+  log_lines:
+    description: How many lines of each log to include.
+    type: int
+    default: 15
+  ffmpeg:
+    description: The ffmpeg binary; empty means the one on C(PATH).
+    type: str
+    default: ""
+  h264_encoders:
+    description: H.264 encoders to try, in order of preference.
+    type: list
+    elements: str
+    default: [libx264, libopenh264]
+  aac_encoders:
+    description: AAC encoders to try, in order of preference.
+    type: list
+    elements: str
+    default: [aac, libfdk_aac]
+  run_checks:
+    description:
+      - Also run the checks that start programs as the worker user (C(queue:work --once), the app's
+        queue probe) and the FFmpeg test encode. Off, only files and supervisor are looked at.
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    description: Read-only; runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Nothing is changed.
+notes:
+  - Run it as root (C(become)) so that it can read supervisor's files and start programs as the worker user
+    (with C(runuser), or C(su) where C(runuser) is missing).
+"""
+
+EXAMPLES = r"""
+- name: Detect supervisor
+  elms.queue_workers.supervisor_facts:
+
+- name: Diagnose the workers
+  elms.queue_workers.queue_workers_diagnose:
+    host: "{{ inventory_hostname }}"
+    supervisor: "{{ ansible_facts.supervisor }}"
+    programs: "{{ queue_workers_programs }}"
+    app_dir: /var/www/html
+    user: www-data
+  register: diagnosis
+
+- name: Show it
+  ansible.builtin.debug:
+    msg: "{{ diagnosis.report.splitlines() }}"
+"""
+
+RETURN = r"""
+report:
+  description: The report as text; findings with their fix first, then the log tails.
+  returned: always
+  type: str
+findings:
+  description: One entry per check, in the guide's order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    check:
+      description: What was checked.
+      type: str
+    status:
+      description: C(ok), C(warn), C(fail) or C(skip).
+      type: str
+    summary:
+      description: What was found.
+      type: str
+    fix:
+      description: What to do, when something is wrong.
+      type: str
+problems:
+  description: The number of findings with status C(fail).
+  returned: always
+  type: int
+warnings_count:
+  description: The number of findings with status C(warn).
+  returned: always
+  type: int
+"""
+
+import json
+import os
+import pwd
+import shlex
+import shutil
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.elms.queue_workers.plugins.module_utils import diagnosis
+from ansible_collections.elms.queue_workers.plugins.module_utils import supervisor_layout as layout
+from ansible_collections.elms.queue_workers.plugins.module_utils import worker_programs as workers
+
+C_ENV = {"LC_ALL": "C"}
+# The start of the first line of every program file the collection writes.
+OWNED_PREFIX = "; Managed by Ansible (elms.queue_workers)."
+PROBE_QUEUE = "elms-diagnose-probe"
+# Boots the app the way a worker does and asks it what it queues on and how many jobs wait.
+APP_PROBE = r"""
+if (is_file('vendor/autoload.php')) { require 'vendor/autoload.php'; }
+$app = require 'bootstrap/app.php';
+$app->make(Illuminate\Contracts\Console\Kernel::class)->bootstrap();
+$wanted = json_decode($argv[1], true);
+$out = ['default' => $app['config']['queue.default'], 'sizes' => []];
+foreach ($wanted as $pair) {
+  try { $out['sizes'][$pair[1]] = $app['queue']->connection($pair[0] ?: null)->size($pair[1]); }
+  catch (Throwable $e) { $out['sizes'][$pair[1]] = 'unknown (' . $e->getMessage() . ')'; }
+}
+try { $out['failed'] = count($app['queue.failer']->all()); } catch (Throwable $e) { }
+echo json_encode($out);
+"""
+
+
+def read_text(path, limit=1 << 20):
+    try:
+        with open(path, "r", errors="replace") as handle:
+            return handle.read(limit)
+    except (IOError, OSError):
+        return None
+
+
+def tail(path, lines):
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 64 * 1024))
+            data = handle.read().decode("utf-8", "replace")
+    except (IOError, OSError):
+        return None
+    return data.splitlines()[-lines:]
+
+
+def as_user_prefix(module, user):
+    """argv prefix that runs a command as the worker user, or None when this cannot be done."""
+    if pwd.getpwuid(os.geteuid()).pw_name == user:
+        return []
+    if os.geteuid() != 0:
+        return None
+    runuser = module.get_bin_path("runuser")
+    if runuser:
+        return [runuser, "-u", user, "--"]
+    return ["su", "-s", "/bin/sh", user, "-c", '"$0" "$@"']
+
+
+def run_as(module, prefix, argv, cwd=None, timeout=90):
+    limit = module.get_bin_path("timeout")
+    argv = ([limit, str(timeout)] if limit else []) + list(argv)
+    if prefix and prefix[0] == "su":
+        argv = prefix[:-1] + [" ".join(shlex.quote(a) for a in argv)]
+    else:
+        argv = (prefix or []) + argv
+    rc, out, err = module.run_command(argv, cwd=cwd, environ_update=C_ENV)
+    return rc, out, err
+
+
+def section_option(text, section, option):
+    if not text:
+        return None
+    try:
+        parser = layout.parse_config(text)
+    except Exception:  # a broken file is reported by supervisorctl; the log path is then unknown
+        return None
+    if parser.has_section(section) and parser.has_option(section, option):
+        return parser.get(section, option, raw=True)
+    return None
+
+
+def candidate_files(sup):
+    """Files that may hold a [program:x]: the config, every include glob's directory, the usual places."""
+    dirs = set(["/etc/supervisor/conf.d", "/etc/supervisord.d", "/etc/supervisor.d"])
+    for pattern in sup.get("include_globs") or []:
+        dirs.add(os.path.dirname(pattern))
+    if sup.get("include_dir"):
+        dirs.add(sup["include_dir"])
+    files = [sup["config_file"]] if sup.get("config_file") else []
+    for folder in sorted(dirs):
+        try:
+            names = sorted(os.listdir(folder))[:500]
+        except OSError:
+            continue
+        files.extend(os.path.join(folder, n) for n in names if os.path.isfile(os.path.join(folder, n)))
+    return files
+
+
+def collect(module):
+    params = module.params
+    sup = params["supervisor"] or {}
+    settings = {"app_dir": params["app_dir"], "user": params["user"], "php": params["php"],
+                "connection": params["connection"]}
+    lines = params["log_lines"]
+    present = workers.select(params["programs"], "present")
+    texts = dict((path, read_text(path)) for path in candidate_files(sup))
+    obs = {"supervisor": sup, "programs": [], "app": {}, "probe": {}, "ffmpeg": {}}
+    logs = []
+    for worker in present:
+        name = worker["name"]
+        path = "%s/%s%s" % (sup.get("include_dir") or "?", name, sup.get("include_extension") or "")
+        text = texts.get(path) if path in texts else read_text(path)
+        defined_in = [p for p, t in texts.items() if name in diagnosis.program_sections(t)]
+        obs["programs"].append({
+            "name": name, "file": path, "file_exists": text is not None,
+            "file_owned": bool(text) and text.startswith(OWNED_PREFIX),
+            "defined_in": [p for p in defined_in if p != path],
+        })
+        source = text if text is not None else (texts.get(defined_in[0]) if defined_in else None)
+        log = section_option(source, "program:%s" % name, "stdout_logfile")
+        if not log or "%(" in log or log.upper() in ("AUTO", "NONE"):
+            log = workers.log_path(worker, settings)
+        logs.append({"what": "worker %s" % name, "path": log, "tail": tail(log, lines)})
+
+    if sup.get("running") and sup.get("supervisorctl_path") and sup.get("config_file"):
+        base = [sup["supervisorctl_path"], "-c", sup["config_file"]]
+        rc, avail, err = module.run_command(base + ["avail"], environ_update=C_ENV)
+        ctl = {"avail": avail}
+        if rc != 0:
+            ctl["error"] = (err or avail).strip() or "supervisorctl avail exited %d" % rc
+        else:
+            ctl["status"] = module.run_command(base + ["status"], environ_update=C_ENV)[1]
+        obs["supervisorctl"] = ctl
+    main_log = section_option(texts.get(sup.get("config_file")), "supervisord", "logfile")
+    if main_log:
+        main_log = main_log.replace("%(here)s", os.path.dirname(sup["config_file"]))
+        logs.append({"what": "supervisord", "path": main_log, "tail": tail(main_log, lines)})
+    for log in logs:
+        log["missing"] = log["tail"] is None
+
+    obs["app"] = collect_app(module, settings, present)
+    obs["probe"] = obs["app"].pop("probe", {})
+    obs["ffmpeg"] = collect_ffmpeg(module, obs["app"].get("prefix"))
+    obs["app"].pop("prefix", None)
+    return obs, logs
+
+
+def collect_app(module, settings, present):
+    app_dir, user = settings["app_dir"].rstrip("/") or "/", settings["user"]
+    app = {"dir": app_dir, "user": user, "artisan_exists": os.path.isfile(os.path.join(app_dir, "artisan"))}
+    try:
+        pwd.getpwnam(user)
+        app["user_exists"] = True
+    except KeyError:
+        app["user_exists"] = False
+    env_text = read_text(os.path.join(app_dir, ".env"))
+    app["dotenv"] = diagnosis.parse_dotenv(env_text) if env_text is not None else None
+    app["config_cached"] = os.path.exists(os.path.join(app_dir, "bootstrap/cache/config.php"))
+    if not (app["artisan_exists"] and app["user_exists"]) or not module.params["run_checks"]:
+        if not module.params["run_checks"]:
+            app["queue_work"] = {"skipped": "run_checks is off"}
+        return app
+    prefix = as_user_prefix(module, user)
+    app["prefix"] = prefix
+    if prefix is None:
+        app["queue_work"] = {"skipped": "not root, so nothing can be run as %s" % user}
+        return app
+    dirs = ["storage", "storage/logs", "storage/framework", "storage/app", "bootstrap/cache"]
+    app["unwritable"] = [d + "/" for d in dirs
+                         if run_as(module, prefix, ["test", "-w", os.path.join(app_dir, d)])[0] != 0]
+    app["writable_checked"] = True
+    php = settings["php"] or module.get_bin_path("php")
+    if not php:
+        app["queue_work"] = {"rc": 127, "output": "php is not on PATH: set queue_workers_php"}
+        return app
+    connection = settings["connection"]
+    argv = [php, "artisan", "queue:work"] + ([connection] if connection else [])
+    argv += ["--once", "--queue=" + PROBE_QUEUE, "--sleep=0", "--tries=1", "--stop-when-empty"]
+    rc, out, err = run_as(module, prefix, argv, cwd=app_dir)
+    app["queue_work"] = {"rc": rc, "output": out + err}
+    wanted = []
+    for worker in present:
+        for queue in workers.queue_list(worker):
+            wanted.append([worker.get("connection") or connection, queue])
+    rc, out, err = run_as(module, prefix, [php, "-r", APP_PROBE, json.dumps(wanted)], cwd=app_dir)
+    try:
+        app["probe"] = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        app["probe"] = {"error": (out + err).strip() or "php exited %d" % rc}
+    return app
+
+
+def collect_ffmpeg(module, prefix):
+    params = module.params
+    if not params["run_checks"]:
+        return {"skipped": "run_checks is off"}
+    path = params["ffmpeg"] or module.get_bin_path("ffmpeg")
+    if not path:
+        return {}
+    rc, out, err = module.run_command([path, "-hide_banner", "-encoders"], environ_update=C_ENV)
+    names = set(line.split()[1] for line in out.splitlines() if len(line.split()) > 1)
+    h264 = [e for e in params["h264_encoders"] if e in names]
+    aac = [e for e in params["aac_encoders"] if e in names]
+    if rc != 0 or not h264 or not aac:
+        return {"path": path, "rc": rc or 1, "output": (err or "") + " no H.264 (%s) or no AAC (%s) encoder" % (
+            ", ".join(params["h264_encoders"]), ", ".join(params["aac_encoders"]))}
+    work = tempfile.mkdtemp(prefix="elms-diagnose-")
+    try:
+        if prefix:
+            user = pwd.getpwnam(params["user"])
+            os.chown(work, user.pw_uid, user.pw_gid)
+        argv = [path, "-hide_banner", "-loglevel", "error", "-nostdin",
+                "-f", "lavfi", "-i", "testsrc=duration=1:size=128x96:rate=10", "-f", "lavfi", "-i", "sine=duration=1",
+                "-c:v", h264[0], "-c:a", aac[0], "-shortest", "-f", "hls", "-hls_time", "1",
+                "-hls_segment_filename", os.path.join(work, "seg%03d.ts"), os.path.join(work, "index.m3u8")]
+        rc, out, err = run_as(module, prefix, argv, cwd=work)
+        playlist = read_text(os.path.join(work, "index.m3u8")) or ""
+        if rc == 0 and not playlist.startswith("#EXTM3U"):
+            rc, err = 1, "no playlist was written"
+        return {"path": path, "rc": rc, "output": out + err, "encoders": "%s + %s" % (h264[0], aac[0])}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            host=dict(type="str", default=""),
+            supervisor=dict(type="dict", required=True),
+            programs=dict(type="list", elements="dict", required=True),
+            app_dir=dict(type="path", required=True),
+            user=dict(type="str", required=True),
+            php=dict(type="str", default=""),
+            connection=dict(type="str", default=""),
+            log_lines=dict(type="int", default=15),
+            ffmpeg=dict(type="str", default=""),
+            h264_encoders=dict(type="list", elements="str", default=["libx264", "libopenh264"]),
+            aac_encoders=dict(type="list", elements="str", default=["aac", "libfdk_aac"]),
+            run_checks=dict(type="bool", default=True),
+        ),
+        supports_check_mode=True,
+    )
+    obs, logs = collect(module)
+    findings = diagnosis.evaluate(obs)
+    module.exit_json(
+        changed=False,
+        findings=findings,
+        report=diagnosis.format_report(module.params["host"] or os.uname()[1], findings, logs),
+        problems=sum(1 for f in findings if f["status"] == diagnosis.FAIL),
+        warnings_count=sum(1 for f in findings if f["status"] == diagnosis.WARN),
+    )
+
+
+if __name__ == "__main__":
+    main()
