@@ -14,6 +14,10 @@ def supervisor_program(worker, settings):
     return worker_programs.render_program(worker, settings)
 
 
+def supervisor_standalone_config(workers, settings):
+    return worker_programs.render_standalone(workers, settings)
+
+
 def queue_worker_select(workers, which):
     """The workers that are 'present', 'absent', or 'autostarted' (present and autostart)."""
     return worker_programs.select(workers, which)
@@ -61,6 +65,7 @@ class FilterModule(object):
     def filters(self):
         return {
             "supervisor_program": supervisor_program,
+            "supervisor_standalone_config": supervisor_standalone_config,
             "queue_worker_errors": queue_worker_errors,
             "queue_worker_log": queue_worker_log,
             "queue_worker_select": queue_worker_select,

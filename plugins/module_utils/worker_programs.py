@@ -255,7 +255,9 @@ def settings_errors(settings, workers=None):
         value = settings.get(key)
         if key == "php" and not value:
             continue
-        if not value or not str(value).startswith("/"):
+        # In a container supervisor finds a bare 'php' on its PATH itself (php_on_path).
+        bare_ok = key == "php" and settings.get("php_on_path") and "/" not in str(value)
+        if not value or not (str(value).startswith("/") or bare_ok):
             errors.append("%s = %r must be an absolute path" % (var, value))
         else:
             _check_text(errors, var, value)
@@ -365,3 +367,46 @@ def worker_errors(workers, margin=30, allow_root=False, default_user=None, retry
             else:
                 _check_text(errors, "%s.supervisor_options.%s" % (where, key), value)
     return errors
+
+
+# A supervisord.conf for an app's own 'queue' container: supervisord in the foreground
+# (the container's main process), its own log and the workers' logs on the container's
+# stdout/stderr (docker logs), no include directory, a socket for supervisorctl.
+STANDALONE_HEADER = """\
+[supervisord]
+nodaemon=true
+user=root
+; nodaemon already logs to stdout; a log file as well would only fill the container.
+logfile=/dev/null
+logfile_maxbytes=0
+pidfile=/tmp/supervisord.pid
+
+[unix_http_server]
+file=/tmp/supervisor.sock
+chmod=0700
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix:///tmp/supervisor.sock
+"""
+STANDALONE_LOGS = [
+    ("redirect_stderr", "false"),
+    ("stdout_logfile", "/dev/stdout"),
+    ("stdout_logfile_maxbytes", 0),
+    ("stderr_logfile", "/dev/stderr"),
+    ("stderr_logfile_maxbytes", 0),
+]
+
+
+def render_standalone(workers, settings):
+    """The whole supervisord.conf of a queue container, from the same worker definitions."""
+    parts = [MANAGED_MARKER, STANDALONE_HEADER]
+    replaced = set(key for key, _ in STANDALONE_LOGS) | set(["stdout_logfile_backups"])
+    for worker in select(workers, "present"):
+        options = [(k, v) for k, v in program_options(worker, settings) if k not in replaced]
+        lines = ["[program:%s]" % worker["name"]]
+        lines += ["%s=%s" % (key, value) for key, value in options + STANDALONE_LOGS]
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)
