@@ -1,11 +1,14 @@
 """Make `ansible_collections.elms.queue_workers` importable for plain pytest runs.
 
-ansible-test does this itself; `make unit` runs pytest from the checkout's link under
+`make unit` runs pytest from the checkout's link under
 .build/collections/ansible_collections/elms/queue_workers (or ANSIBLE_COLLECTIONS_PATH).
+`ansible-test units` installs its own collection finder (with pytest's assertion
+rewriting hooked into it) before this file is loaded; that one is kept.
 """
 
 import os
 
+from ansible.utils.collection_loader import AnsibleCollectionConfig
 from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
 
 
@@ -19,4 +22,5 @@ def _collection_roots():
             yield path
 
 
-_AnsibleCollectionFinder(paths=list(_collection_roots()))._install()
+if AnsibleCollectionConfig.collection_finder is None:
+    _AnsibleCollectionFinder(paths=list(_collection_roots()))._install()

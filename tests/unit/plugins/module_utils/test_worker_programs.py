@@ -16,14 +16,14 @@ VIDEO_WORKER = {"name": "elms-video-worker", "queue": "video-encoding", "numproc
 NICE_SETTINGS = dict(SETTINGS, nice="/usr/bin/nice", ionice="/usr/bin/ionice")
 
 
-def parsed(worker, settings=SETTINGS):
+def parsed(worker, settings=None):
     """Read the rendered file back with supervisor's parser settings."""
     parser = configparser.RawConfigParser(inline_comment_prefixes=(";", "#"), strict=False)
-    parser.read_string(wp.render_program(worker, settings))
+    parser.read_string(wp.render_program(worker, settings or SETTINGS))
     return dict(parser.items("program:%s" % worker["name"]))
 
 
-def command_argv(worker, settings=SETTINGS):
+def command_argv(worker, settings=None):
     """What supervisor execs: its expansion of %%, then shlex.split."""
     return shlex.split(parsed(worker, settings)["command"].replace("%%", "%"))
 
