@@ -403,7 +403,7 @@ STANDALONE_LOGS = [
 def render_standalone(workers, settings):
     """The whole supervisord.conf of a queue container, from the same worker definitions."""
     parts = [MANAGED_MARKER, STANDALONE_HEADER]
-    replaced = set(key for key, _ in STANDALONE_LOGS) | set(["stdout_logfile_backups"])
+    replaced = set(dict(STANDALONE_LOGS)) | set(["stdout_logfile_backups"])
     for worker in select(workers, "present"):
         options = [(k, v) for k, v in program_options(worker, settings) if k not in replaced]
         lines = ["[program:%s]" % worker["name"]]

@@ -24,7 +24,7 @@ description:
   - Returns every finding with what to do, and the whole report as text. Never fails because the
     host is broken; fails only on bad options.
 author:
-  - eLMS infrastructure team
+  - eLMS infrastructure team (@elms-platform)
 options:
   host:
     description: The name to put at the top of the report.
