@@ -31,6 +31,10 @@ def queue_container():
     docker("rmi", IMAGE, check=False)
 
 
+def has_file(container, path):
+    return subprocess.run(["docker", "exec", container, "test", "-f", path]).returncode == 0
+
+
 def status(container):
     return docker("exec", container, "supervisorctl", "-c", CONFIG, "status", check=False)
 
@@ -60,9 +64,9 @@ def test_docker_config_workers_do_jobs_and_log_to_docker_logs(queue_container):
            "php", "artisan", "elms:dispatch-ping", "docker-dev")
     marker = APP + "/storage/app/markers/docker-dev.json"
     deadline = time.time() + 60
-    while time.time() < deadline and docker("exec", queue_container, "test", "-f", marker, check=False):
+    while time.time() < deadline and not has_file(queue_container, marker):
         time.sleep(1)
-    docker("exec", queue_container, "test", "-f", marker)
+    assert has_file(queue_container, marker), docker("logs", queue_container)
     logs = docker("logs", queue_container)
     assert "WritePing" in logs, logs
     assert "success: elms-default-worker_00 entered RUNNING state" in logs, logs
