@@ -9,5 +9,5 @@ TOOL = os.path.join(os.path.dirname(__file__), "..", "tools", "role_readmes.py")
 
 def test_role_readmes_match_the_argument_specs():
     done = subprocess.run([sys.executable, TOOL, "--check"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True)
+                          text=True, check=False)
     assert done.returncode == 0, done.stdout
