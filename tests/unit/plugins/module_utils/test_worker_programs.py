@@ -274,3 +274,27 @@ def test_auto_numprocs(cpus, memory_mb, light, heavy):
 def test_auto_numprocs_is_rendered():
     worker = dict(VIDEO_WORKER, numprocs="auto", weight="heavy")
     assert parsed(worker, dict(SETTINGS, cpus=8, memory_mb=8192))["numprocs"] == "3"
+
+
+def test_standalone_config_runs_in_the_foreground_and_logs_to_the_container():
+    text = wp.render_standalone([DEFAULT_WORKER, VIDEO_WORKER, dict(VIDEO_WORKER, name="gone", state="absent")],
+                                dict(SETTINGS, php="php", php_on_path=True))
+    parser = configparser.RawConfigParser(inline_comment_prefixes=(";", "#"))
+    parser.read_string(text)
+    assert parser.get("supervisord", "nodaemon") == "true"
+    assert parser.get("supervisorctl", "serverurl") == "unix:///tmp/supervisor.sock"
+    assert not parser.has_section("include")
+    assert [s for s in parser.sections() if s.startswith("program:")] == ["program:elms-default-worker",
+                                                                          "program:elms-video-worker"]
+    video = dict(parser.items("program:elms-video-worker"))
+    assert video["stdout_logfile"] == "/dev/stdout" and video["stdout_logfile_maxbytes"] == "0"
+    assert video["stderr_logfile"] == "/dev/stderr" and video["redirect_stderr"] == "false"
+    assert "stdout_logfile_backups" not in video
+    assert shlex.split(video["command"])[:3] == ["php", "/var/www/html/artisan", "queue:work"]
+
+
+@pytest.mark.parametrize("php, ok", [("php", True), ("/usr/local/bin/php", True), ("bin/php", False), ("", False)])
+def test_a_bare_php_is_accepted_only_for_a_container(php, ok):
+    errors = wp.settings_errors(dict(SETTINGS, php=php, php_on_path=True))
+    assert (errors == []) is ok, errors
+    assert wp.settings_errors(dict(SETTINGS, php="php")) != []
