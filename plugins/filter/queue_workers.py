@@ -18,6 +18,17 @@ def supervisor_standalone_config(workers, settings):
     return worker_programs.render_standalone(workers, settings)
 
 
+def queue_workers_stale(workers, program_files, settings):
+    """The workers whose program file is missing, or differs in text, mode or owner (root, 0644)."""
+    stale = []
+    for worker in workers or []:
+        current = (program_files or {}).get(worker["name"]) or {}
+        if (current.get("content") != worker_programs.render_program(worker, settings)
+                or current.get("mode") != "0644" or current.get("uid") != 0):
+            stale.append(worker)
+    return stale
+
+
 def queue_worker_select(workers, which):
     """The workers that are 'present', 'absent', or 'autostarted' (present and autostart)."""
     return worker_programs.select(workers, which)
@@ -39,11 +50,6 @@ def queue_workers_recycled(before_status, after_status):
     before = worker_programs.status_pids(before_status)
     after = worker_programs.status_pids(after_status, running_only=True)
     return bool(before) and all(name in after and after[name] != pid for name, pid in before.items())
-
-
-def queue_worker_tools(probe_output):
-    """{tool: path} from 'tool=/path' lines ('' when the tool was not found)."""
-    return dict(line.split("=", 1) for line in (probe_output or "").splitlines() if "=" in line)
 
 
 def queue_worker_numprocs(worker, settings):
@@ -71,7 +77,7 @@ class FilterModule(object):
             "queue_worker_select": queue_worker_select,
             "queue_worker_rollback": queue_worker_rollback,
             "queue_worker_pids": queue_worker_pids,
-            "queue_worker_tools": queue_worker_tools,
             "queue_worker_numprocs": queue_worker_numprocs,
             "queue_workers_recycled": queue_workers_recycled,
+            "queue_workers_stale": queue_workers_stale,
         }

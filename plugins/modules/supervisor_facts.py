@@ -45,6 +45,37 @@ options:
     description:
       - File extension for program files, with or without the leading dot. Requires O(include_dir).
     type: str
+  programs:
+    description:
+      - Also list the program files in the include directory (RV(ansible_facts.supervisor.program_files)), and
+        read the text of these programs' files, so that a caller can tell what would change without another call.
+    type: list
+    elements: str
+    default: []
+  status:
+    description: Also return C(supervisorctl status) (RV(ansible_facts.supervisor.status)) when supervisord runs.
+    type: bool
+    default: false
+  tools:
+    description: Commands to find on C(PATH) in the same call (RV(ansible_facts.elms_host)).
+    type: list
+    elements: str
+    default: []
+  users:
+    description: Users whose existence to check in the same call (RV(ansible_facts.elms_host)).
+    type: list
+    elements: str
+    default: []
+  paths:
+    description: Paths to look at in the same call (RV(ansible_facts.elms_host)).
+    type: list
+    elements: path
+    default: []
+  files:
+    description: Small files (up to 64 KiB) to read in the same call (RV(ansible_facts.elms_host)).
+    type: list
+    elements: path
+    default: []
 extends_documentation_fragment: []
 attributes:
   check_mode:
@@ -162,9 +193,32 @@ ansible_facts:
           type: list
           elements: str
           returned: always
+        service_enabled:
+          description: Whether the systemd unit is enabled at boot; null when unknown (no systemd, no unit).
+          type: bool
+          returned: always
+        program_files:
+          description:
+            - Every file of the include directory with the include extension, by program file name, with C(path),
+              C(owned) (it starts with this collection's marker line), C(mode) and C(uid); C(content) too for
+              the names in O(programs).
+          type: dict
+          returned: when O(programs) is given
+        status:
+          description: The output of C(supervisorctl status), or null when supervisord does not run.
+          type: str
+          returned: when O(status) is true
+    elms_host:
+      description:
+        - What O(tools), O(users), O(paths) and O(files) asked for, plus the host's C(cpus) and C(memory_kb).
+        - C(tools) maps each name to its path (empty when missing) and C(tool_ids) to C(realpath:size:mtime),
+          which changes when the binary is replaced.
+      returned: when O(tools), O(users), O(paths) or O(files) is given
+      type: dict
 """
 
 import os
+import pwd
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -403,6 +457,71 @@ def detect(module):
     return facts
 
 
+# The first line of every program file this collection writes.
+OWNED_PREFIX = "; Managed by Ansible (elms.queue_workers)."
+
+
+def service_enabled(module, unit):
+    systemctl = module.get_bin_path("systemctl")
+    if not unit or not systemctl:
+        return None
+    rc, out, err = module.run_command([systemctl, "is-enabled", unit], environ_update={"LC_ALL": "C"})
+    state = out.strip()
+    return True if state in ("enabled", "enabled-runtime", "static", "alias") else (False if state else None)
+
+
+def program_files(facts, wanted):
+    """{name: {path, owned, mode, uid[, content]}} of the include directory's program files."""
+    found = {}
+    folder, ext = facts["include_dir"], facts["include_extension"]
+    if not folder or not ext or not os.path.isdir(folder):
+        return found
+    for entry in sorted(os.listdir(folder)):
+        path = os.path.join(folder, entry)
+        if not entry.endswith(ext) or not os.path.isfile(path):
+            continue
+        name = entry[:-len(ext)]
+        text = _read(path, "r") or ""
+        info = os.stat(path)
+        found[name] = {"path": path, "owned": text.startswith(OWNED_PREFIX), "mode": "%04o" % (info.st_mode & 0o7777),
+                       "uid": info.st_uid}
+        if name in wanted:
+            found[name]["content"] = text
+    return found
+
+
+def host_probe(module):
+    params = module.params
+    tools, ids = {}, {}
+    for name in params["tools"]:
+        path = module.get_bin_path(name) or ""
+        tools[name] = path
+        if path:
+            real = os.path.realpath(path)
+            info = os.stat(real)
+            ids[name] = "%s:%d:%d" % (real, info.st_size, int(info.st_mtime))
+    users = {}
+    for user in params["users"]:
+        try:
+            pwd.getpwnam(user)
+            users[user] = True
+        except KeyError:
+            users[user] = False
+    paths = dict((path, {"exists": os.path.exists(path), "isdir": os.path.isdir(path),
+                         "executable": os.path.isfile(path) and os.access(path, os.X_OK)}) for path in params["paths"])
+    files = {}
+    for path in params["files"]:
+        text = _read(path, "r")
+        files[path] = text[:65536] if text is not None else None
+    memory = 0
+    for line in (_read("/proc/meminfo", "r") or "").splitlines():
+        if line.startswith("MemTotal:"):
+            memory = int(line.split()[1])
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return {"tools": tools, "tool_ids": ids, "users": users, "paths": paths, "files": files,
+            "cpus": cpus, "memory_kb": memory}
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -410,11 +529,30 @@ def main():
             supervisorctl_path=dict(type="path"),
             include_dir=dict(type="path"),
             include_extension=dict(type="str"),
+            programs=dict(type="list", elements="str", default=[]),
+            status=dict(type="bool", default=False),
+            tools=dict(type="list", elements="str", default=[]),
+            users=dict(type="list", elements="str", default=[]),
+            paths=dict(type="list", elements="path", default=[]),
+            files=dict(type="list", elements="path", default=[]),
         ),
         required_together=[("include_dir", "include_extension")],
         supports_check_mode=True,
     )
-    module.exit_json(changed=False, ansible_facts={"supervisor": detect(module)})
+    params = module.params
+    facts = detect(module)
+    facts["service_enabled"] = service_enabled(module, facts["service_name"])
+    if params["programs"]:
+        facts["program_files"] = program_files(facts, set(params["programs"]))
+    if params["status"]:
+        facts["status"] = None
+        if facts["running"] and facts["supervisorctl_path"] and facts["config_file"]:
+            facts["status"] = module.run_command([facts["supervisorctl_path"], "-c", facts["config_file"], "status"],
+                                                 environ_update={"LC_ALL": "C"})[1]
+    result = {"supervisor": facts}
+    if params["tools"] or params["users"] or params["paths"] or params["files"]:
+        result["elms_host"] = host_probe(module)
+    module.exit_json(changed=False, ansible_facts=result)
 
 
 if __name__ == "__main__":
