@@ -298,3 +298,13 @@ def test_a_bare_php_is_accepted_only_for_a_container(php, ok):
     errors = wp.settings_errors(dict(SETTINGS, php=php, php_on_path=True))
     assert (errors == []) is ok, errors
     assert wp.settings_errors(dict(SETTINGS, php="php")) != []
+
+
+def test_only_workers_whose_file_differs_are_stale():
+    from ansible_collections.elms.queue_workers.plugins.filter.queue_workers import queue_workers_stale
+    current = {"elms-default-worker": {"content": wp.render_program(DEFAULT_WORKER, SETTINGS), "mode": "0644", "uid": 0}}
+    assert queue_workers_stale([DEFAULT_WORKER, VIDEO_WORKER], current, SETTINGS) == [VIDEO_WORKER]
+    for change in ({"mode": "0666"}, {"uid": 33}, {"content": "edited by hand"}):
+        edited = {"elms-default-worker": dict(current["elms-default-worker"], **change)}
+        assert queue_workers_stale([DEFAULT_WORKER], edited, SETTINGS) == [DEFAULT_WORKER]
+    assert queue_workers_stale([dict(DEFAULT_WORKER, sleep=5)], current, SETTINGS) != []
