@@ -19,7 +19,7 @@ export PY_COLORS ?= 0
 
 help:
 	@echo "make demo      deploy the workers into a throwaway Debian 12 container (elms-demo) and encode a video"
-	@echo "make test      lint + unit + every molecule scenario (what CI runs)"
+	@echo "make test      lint + unit + sanity + every molecule scenario (what CI runs)"
 	@echo "make bench     measure the deploy (no-change cost, fleet, disruption, responsiveness under encoding)"
 	@echo "make lint | unit | sanity | molecule [SCENARIO=name] | demo-clean | clean"
 
@@ -58,7 +58,7 @@ sanity: collection
 molecule: collection images
 	bash tests/harness/run-scenarios.sh $(if $(SCENARIO),$(SCENARIO),$(SCENARIOS))
 
-test: lint unit molecule
+test: lint unit sanity molecule
 
 # Measures the deploy's cost, disruption and the server's responsiveness; prints a table
 # and writes it to .build/bench/results.md. Not part of make test (it measures, never asserts).

@@ -6,8 +6,6 @@ build on each other, in file order.
 """
 
 import json
-import os
-import time
 
 import pytest
 
