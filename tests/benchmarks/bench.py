@@ -1,0 +1,1073 @@
+#!/usr/bin/env python3
+"""Benchmarks of the collection's deploy: `make bench` (see tests/benchmarks/README.md).
+
+Every figure is a ratio or a count measured side by side in one run, because absolute
+times on shared machines drift. Prints the tables and writes them to
+.build/bench/results.md (raw data: results.json, every Ansible run's output: logs/).
+Targets are reported, never enforced: the exit status is non-zero only when a section
+could not be measured.
+
+    bench.py [--quick] [--only SECTION[,SECTION]] [--keep] [...]   (--help for all)
+
+Options can also come from the BENCH_ARGS environment variable (BENCH_ARGS=--quick make bench).
+Containers are named elms-bench-* and removed at the end, also on failure or Ctrl-C.
+"""
+
+import argparse
+import bisect
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = REPO / "tests" / "benchmarks"
+SHIM_DIR = HERE / "shim"
+CALLBACK_DIR = HERE / "callback"
+OUT = REPO / ".build" / "bench"
+SITE = REPO / "playbooks" / "site.yml"
+FIXTURE = REPO / "tests" / "fixtures" / "laravel_app" / "deploy.yml"
+DEFAULTS = REPO / "roles" / "queue_workers" / "defaults" / "main.yml"
+
+# The PHP image has no FFmpeg, so a first converge there installs it as on a new server;
+# the app image has it preinstalled and is used where the install is not what is measured.
+IMAGE_PHP = "elms-test/debian12-php:latest"
+IMAGE_APP = "elms-test/debian12-app:latest"
+PREFIX = "elms-bench-"
+MAIN = PREFIX + "main"
+APP_DIR = "/var/www/html"
+SUPERVISORCTL = ["supervisorctl", "-c", "/etc/supervisor/supervisord.conf"]
+# The same inventory variables for every run, ping included, as the demo uses.
+HOST_VARS = {
+    "ansible_connection": "community.docker.docker",
+    "ansible_python_interpreter": "/usr/bin/python3",
+    "ansible_become": "false",
+}
+# What the roles install, with the apt options the apt module gives them: supervisor via
+# ansible.builtin.package without install_recommends (apt's own default), FFmpeg with
+# install_recommends: false. The apt module always adds the dpkg confdef/confold options.
+APT_GET = ["apt-get", "-y", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"]
+FLOOR_INSTALLS = [
+    APT_GET + ["install", "supervisor"],
+    APT_GET + ["-o", "APT::Install-Recommends=no", "install", "ffmpeg"],
+]
+APT_ENV = ["env", "DEBIAN_FRONTEND=noninteractive", "DEBIAN_PRIORITY=critical"]
+
+SECTIONS = ["nochange", "fleet", "disruption", "responsiveness", "first-converge"]
+# Sections that share one converged container, run first and in this order; then the
+# ones that need fresh containers (the shared one is removed by then, to leave the CPUs
+# to them).
+MAIN_SECTIONS = ["nochange", "disruption", "responsiveness"]
+RUN_ORDER = MAIN_SECTIONS + ["first-converge", "fleet"]
+
+STARTED = time.monotonic()
+
+
+class BenchError(Exception):
+    """A step the measurement depends on failed: the section reports it and stops."""
+
+
+def log(message):
+    print("[bench %5.0fs] %s" % (time.monotonic() - STARTED, message), file=sys.stderr, flush=True)
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+def percentile(values, pct):
+    """Inclusive percentile (p50 = median); None without data."""
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[pct - 1]
+
+
+def ratio(value, floor):
+    return value / floor if value is not None and floor else None
+
+
+# --- docker and Ansible plumbing -------------------------------------------------------
+
+class Runner:
+    """Runs docker and Ansible for the sections, and remembers what to clean up."""
+
+    def __init__(self, args):
+        self.args = args
+        self.containers = set()
+        # Fresh hosts converged by one section and measured further by another.
+        self.converged = {}
+        # The real docker, never the counting shim should it already be on PATH.
+        search = os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep)
+                                 if d and Path(d).resolve() != SHIM_DIR)
+        self.real_docker = shutil.which("docker", path=search)
+        if not self.real_docker:
+            raise BenchError("docker is not on PATH (make docker starts an engine)")
+        venv_bin = REPO / ".venv" / "bin"
+        self.path = os.pathsep.join(
+            ([str(venv_bin)] if venv_bin.is_dir() else []) + [os.environ.get("PATH", "")])
+        self.ansible = shutil.which("ansible", path=self.path)
+        self.ansible_playbook = shutil.which("ansible-playbook", path=self.path)
+        if not (self.ansible and self.ansible_playbook):
+            raise BenchError("ansible is not installed (make venv)")
+        self.collections = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or str(REPO / ".build" / "collections")
+        link = Path(self.collections.split(os.pathsep)[0]) / "ansible_collections" / "elms" / "queue_workers"
+        if not link.exists():
+            raise BenchError("the collection is not importable from %s (make collection)" % self.collections)
+        self.log_dir = OUT / "logs"
+        self.run_dir = OUT / "runs"
+        for directory in (self.log_dir, self.run_dir):
+            shutil.rmtree(directory, ignore_errors=True)
+            directory.mkdir(parents=True)
+
+    # docker, called directly (never through the counting shim)
+
+    def docker(self, *args, check=True, timeout=None):
+        proc = subprocess.run([self.real_docker, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise BenchError("docker %s failed (%d): %s" % (" ".join(args[:3]), proc.returncode,
+                                                              (proc.stderr or proc.stdout).strip()[-800:]))
+        return proc
+
+    def sh(self, container, script, *params, check=True, timeout=None):
+        """Run a shell script in the container; params become $1, $2, ..."""
+        return self.docker("exec", container, "sh", "-c", script, "sh", *params, check=check, timeout=timeout)
+
+    def start(self, names, image):
+        """Start containers the way tests/harness/demo.sh does: systemd as PID 1, unprivileged."""
+        for name in names:
+            self.docker("rm", "-f", name, check=False)  # left over by an interrupted run
+            self.containers.add(name)
+            self.docker("run", "-d", "--name", name, "--network", "host", "--cgroupns", "host",
+                        "-v", "/sys/fs/cgroup:/sys/fs/cgroup:ro", "--tmpfs", "/run", "--tmpfs", "/run/lock",
+                        "--tmpfs", "/tmp", "--stop-signal", "SIGRTMIN+3", image)
+        pending = set(names)
+        deadline = time.monotonic() + 90
+        while pending:
+            for name in sorted(pending):
+                state = self.docker("exec", name, "systemctl", "is-system-running", check=False).stdout.strip()
+                if state in ("running", "degraded"):
+                    pending.discard(name)
+            if pending and time.monotonic() > deadline:
+                raise BenchError("systemd did not come up in %s" % ", ".join(sorted(pending)))
+            if pending:
+                time.sleep(1)
+
+    def remove(self, names):
+        names = [name for name in names if name in self.containers]
+        if names and not self.args.keep:
+            self.docker("rm", "-f", *names, check=False)
+            self.containers.difference_update(names)
+
+    def remove_all(self):
+        if self.containers and not self.args.keep:
+            log("removing containers: %s" % " ".join(sorted(self.containers)))
+            self.remove(sorted(self.containers))
+        elif self.containers:
+            log("--keep: left running: %s" % " ".join(sorted(self.containers)))
+
+    # Ansible, through the shim (remote calls) and the callback (tasks)
+
+    def inventory(self, label, names):
+        path = OUT / ("inventory-%s.ini" % label)
+        lines = ["[bench]"] + names + ["", "[bench:vars]"]
+        lines += ["%s=%s" % item for item in HOST_VARS.items()]
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def env(self, label):
+        env = dict(os.environ)
+        env.update({
+            "PATH": os.pathsep.join([str(SHIM_DIR), self.path]),
+            "BENCH_REAL_DOCKER": self.real_docker,
+            "BENCH_DOCKER_LOG": str(self.run_dir / (label + ".docker")),
+            "BENCH_EVENTS_LOG": str(self.run_dir / (label + ".events")),
+            "ANSIBLE_COLLECTIONS_PATH": self.collections,
+            "ANSIBLE_PIPELINING": "1",
+            "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACK_DIR),
+            "ANSIBLE_CALLBACKS_ENABLED": "bench_events",
+            "ANSIBLE_RETRY_FILES_ENABLED": "0",
+            "ANSIBLE_FORCE_COLOR": "0",
+            "ANSIBLE_NOCOLOR": "1",
+        })
+        return env
+
+    def ansible_run(self, label, argv, check=True):
+        """Run an Ansible command; return its wall time and what it did (AnsibleRun)."""
+        for suffix in (".docker", ".events"):
+            (self.run_dir / (label + suffix)).unlink(missing_ok=True)
+        log_path = self.log_dir / (label + ".log")
+        with open(log_path, "w") as out:
+            out.write("$ %s\n" % shlex.join(str(a) for a in argv))
+            out.flush()
+            start = time.perf_counter()
+            proc = subprocess.run([str(a) for a in argv], stdout=out, stderr=subprocess.STDOUT,
+                                  env=self.env(label), cwd=REPO)
+            seconds = time.perf_counter() - start
+        if check and proc.returncode != 0:
+            tail = log_path.read_text(errors="replace").splitlines()[-25:]
+            raise BenchError("%s failed (exit %d), see %s:\n%s" % (label, proc.returncode, log_path, "\n".join(tail)))
+        return AnsibleRun(label, seconds, proc.returncode, self.run_dir / (label + ".docker"),
+                          self.run_dir / (label + ".events"))
+
+    def ping(self, label, inventory):
+        return self.ansible_run(label, [self.ansible, "-i", inventory, "all", "-m", "ansible.builtin.ping",
+                                        "-f", self.args.forks])
+
+    def site(self, label, inventory, extra_vars=None):
+        argv = [self.ansible_playbook, "-i", inventory, SITE, "-f", self.args.forks]
+        if extra_vars:
+            argv += ["-e", "@%s" % extra_vars]
+        return self.ansible_run(label, argv)
+
+    def deploy_fixture(self, label, inventory):
+        return self.ansible_run(label, [self.ansible_playbook, "-i", inventory, FIXTURE, "-f", self.args.forks])
+
+    def default_programs(self):
+        """queue_workers_programs from the role's defaults, read by Ansible's own YAML loader,
+        so that the overrides follow the role instead of a copy kept here."""
+        target = OUT / "queue_workers_defaults.json"
+        target.unlink(missing_ok=True)
+        args = {"content": "{{ lookup('ansible.builtin.file', '%s') | from_yaml | to_json }}" % DEFAULTS,
+                "dest": str(target)}
+        self.ansible_run("read-defaults", [self.ansible, "localhost", "-c", "local", "-m", "ansible.builtin.copy",
+                                           "-a", json.dumps(args)])
+        return json.loads(target.read_text())["queue_workers_programs"]
+
+    def vars_file(self, name, data):
+        path = OUT / ("vars-%s.json" % name)
+        path.write_text(json.dumps(data, indent=2) + "\n")
+        return path
+
+
+def classify_exec(command):
+    """What a `docker exec ... /bin/sh -c COMMAND` of the docker connection does."""
+    if "dd of=" in command:
+        return "file upload"
+    if "dd if=" in command:
+        return "file download"
+    if "python" in command:
+        return "module run"
+    if "mkdir" in command:
+        return "temp dir"
+    if "rm -f -r" in command:
+        return "cleanup"
+    if "echo ~" in command:
+        return "home dir lookup"
+    return "other"
+
+
+class AnsibleRun:
+    """One ansible/ansible-playbook run: wall time, tasks (callback), remote calls (shim)."""
+
+    def __init__(self, label, seconds, rc, docker_log, events_log):
+        self.label = label
+        self.seconds = seconds
+        self.rc = rc
+        self.calls = self._read_docker_log(docker_log)
+        self.events = self._read_events(events_log)
+
+    @staticmethod
+    def _read_docker_log(path):
+        if not path.exists():
+            return []
+        calls = []
+        for record in path.read_text(errors="replace").split("\x1e"):
+            fields = record.split("\x1f")[:-1]
+            if len(fields) >= 2:
+                calls.append((float(fields[0]), fields[1:]))
+        return calls
+
+    @staticmethod
+    def _read_events(path):
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    @property
+    def execs(self):
+        return [(t, argv) for t, argv in self.calls if argv and argv[0] == "exec"]
+
+    def summary(self, hosts=1):
+        results = [e for e in self.events if e["event"] == "result"]
+        statuses = {}
+        for event in results:
+            statuses[event["status"]] = statuses.get(event["status"], 0) + 1
+        kinds = {}
+        for _, argv in self.execs:
+            kind = classify_exec(argv[-1])
+            kinds[kind] = kinds.get(kind, 0) + 1
+        ran = sum(n for status, n in statuses.items() if status != "skipped")
+        return {
+            "seconds": round(self.seconds, 3),
+            "hosts": hosts,
+            # Per host: each host runs the same tasks.
+            "tasks_run": ran / hosts,
+            "tasks_changed": statuses.get("changed", 0) / hosts,
+            "tasks_skipped": statuses.get("skipped", 0) / hosts,
+            "tasks_failed": (statuses.get("failed", 0) + statuses.get("unreachable", 0)) / hosts,
+            "remote_calls": len(self.execs) / hosts,
+            "remote_calls_by_kind": {kind: n / hosts for kind, n in sorted(kinds.items())},
+            "other_docker_cli_calls": (len(self.calls) - len(self.execs)) / hosts,
+        }
+
+    def calls_by_task(self):
+        """Remote calls per task, matched by time to the task that was running (linear
+        strategy: a task's calls all happen before the next task starts)."""
+        starts = [e for e in self.events if e["event"] == "task_start"]
+        times = [e["time"] for e in starts]
+        rows = {}
+        order = []
+        for t, argv in self.execs:
+            index = bisect.bisect_right(times, t) - 1
+            if index < 0:
+                key = "(before the first task)"
+            else:
+                task = starts[index]
+                key = ("handler: " if task["handler"] else "") + task["task"]
+            if key not in rows:
+                rows[key] = {"task": key, "remote_calls": 0, "module_runs": 0}
+                order.append(key)
+            rows[key]["remote_calls"] += 1
+            if classify_exec(argv[-1]) == "module run":
+                rows[key]["module_runs"] += 1
+        return [rows[key] for key in order]
+
+
+# --- supervisor and the Laravel app in a container -------------------------------------
+
+def worker_pids(runner, container):
+    """{process name: pid} of every RUNNING program, and supervisord's own pid."""
+    status = runner.docker("exec", container, *SUPERVISORCTL, "status", check=False).stdout
+    pids = {}
+    for line in status.splitlines():
+        match = re.match(r"^(\S+)\s+RUNNING\s+pid (\d+),", line)
+        if match:
+            pids[match.group(1)] = int(match.group(2))
+    supervisord = runner.docker("exec", container, *SUPERVISORCTL, "pid", check=False).stdout.strip()
+    return pids, supervisord
+
+
+def group_of(process):
+    return process.split(":", 1)[0]
+
+
+def restarts(before, after):
+    """Per program group: how many of its processes have another pid (or are gone)."""
+    groups = {}
+    for process, pid in before.items():
+        entry = groups.setdefault(group_of(process), {"processes": 0, "restarted": 0})
+        entry["processes"] += 1
+        if after.get(process) != pid:
+            entry["restarted"] += 1
+    for process in after:
+        if process not in before:
+            entry = groups.setdefault(group_of(process), {"processes": 0, "restarted": 0})
+            entry["processes"] += 1
+            entry["restarted"] += 1
+    return groups
+
+
+def artisan(runner, container, *args):
+    runner.sh(container, 'cd "$1" && shift && exec runuser -u www-data -- php artisan "$@"', APP_DIR, *args)
+
+
+def host_cpu_times():
+    """(busy, total) jiffies of the whole machine; containers share its kernel."""
+    with open("/proc/stat") as handle:
+        fields = [int(x) for x in handle.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
+
+
+def container_cpu_seconds(runner, container):
+    """CPU seconds the container's processes have used (docker exec ones included), from
+    its cgroup on the host (v1 cgroupfs, v2 cgroupfs or v2 systemd); None if not found."""
+    cid = runner.docker("inspect", "-f", "{{.Id}}", container).stdout.strip()
+    candidates = [
+        ("/sys/fs/cgroup/cpuacct/docker/%s/cpuacct.usage" % cid, None),
+        ("/sys/fs/cgroup/docker/%s/cpu.stat" % cid, "usage_usec"),
+        ("/sys/fs/cgroup/system.slice/docker-%s.scope/cpu.stat" % cid, "usage_usec"),
+    ]
+    for path, key in candidates:
+        if os.path.exists(path):
+            with open(path) as handle:
+                text = handle.read()
+            if key is None:
+                return int(text.strip()) / 1e9
+            return int(re.search(r"^%s (\d+)" % key, text, re.M).group(1)) / 1e6
+    return None
+
+
+def load_average():
+    return round(os.getloadavg()[0], 2)
+
+
+def parse_time(text):
+    return datetime.datetime.fromisoformat(text).timestamp() if text else None
+
+
+# --- sections ----------------------------------------------------------------------------
+
+def prepare_main(runner):
+    """One converged host for the no-change, disruption and responsiveness sections."""
+    log("starting %s (%s), deploying the app fixture and converging" % (MAIN, IMAGE_APP))
+    runner.start([MAIN], IMAGE_APP)
+    inventory = runner.inventory("main", [MAIN])
+    runner.deploy_fixture("main-fixture", inventory)
+    runner.site("main-converge", inventory)
+    return inventory
+
+
+def section_nochange(runner, inventory):
+    """1. A no-change site run against the floor of `ansible -m ping`, interleaved."""
+    args = runner.args
+    runner.ping("nochange-warmup", inventory)  # the first run pays for cold caches
+    pings, sites = [], []
+    for i in range(1, args.repeat + 1):
+        log("no-change: round %d of %d (ping, then site)" % (i, args.repeat))
+        pings.append(runner.ping("nochange-ping-%d" % i, inventory))
+        sites.append(runner.site("nochange-site-%d" % i, inventory))
+    site_summaries = [run.summary() for run in sites]
+    ping_summaries = [run.summary() for run in pings]
+    site_median = median([s["seconds"] for s in site_summaries])
+    ping_median = median([s["seconds"] for s in ping_summaries])
+    # The counts are the same in every round when the run really changes nothing; the
+    # breakdown is taken from the round closest to the median time.
+    typical = min(range(len(sites)), key=lambda i: abs(sites[i].seconds - site_median))
+    return {
+        "repeat": args.repeat,
+        "site_seconds": [s["seconds"] for s in site_summaries],
+        "ping_seconds": [s["seconds"] for s in ping_summaries],
+        "site_median": site_median,
+        "ping_median": ping_median,
+        "ratio": ratio(site_median, ping_median),
+        "target_ratio": 4.0,
+        "site": site_summaries[typical],
+        "ping": ping_summaries[typical],
+        "counts_varied": len({(s["tasks_run"], s["remote_calls"], s["tasks_changed"]) for s in site_summaries}) > 1,
+        "changed_max": max(s["tasks_changed"] for s in site_summaries),
+        "by_task": sites[typical].calls_by_task(),
+    }
+
+
+def section_disruption(runner, inventory):
+    """3. Worker restarts counted by pid: a no-change run, then a change to one worker."""
+    programs = runner.default_programs()
+    target = next(p for p in programs if p.get("queue") == "default" or p["name"].startswith("elms-default"))
+    changed = [dict(p, sleep=int(p.get("sleep", 3)) + 1) if p is target else p for p in programs]
+    change_file = runner.vars_file("change-one-worker", {"queue_workers_programs": changed})
+    result = {"changed_worker": target["name"],
+              "change_made": "sleep %s -> %s" % (target.get("sleep", 3), int(target.get("sleep", 3)) + 1)}
+    steps = [("no-change", None), ("change", change_file), ("change back", None)]
+    for name, extra in steps:
+        before, supervisord_before = worker_pids(runner, MAIN)
+        log("disruption: site run (%s)" % name)
+        run = runner.site("disruption-%s" % name.replace(" ", "-"), inventory, extra)
+        after, supervisord_after = worker_pids(runner, MAIN)
+        groups = restarts(before, after)
+        result[name] = {
+            "groups": groups,
+            "restarted": sum(g["restarted"] for g in groups.values()),
+            "processes": len(before),
+            "supervisord_restarted": supervisord_before != supervisord_after,
+            "tasks_changed": run.summary()["tasks_changed"],
+        }
+    others = {g: v for g, v in result["change"]["groups"].items() if g != target["name"]}
+    mine = result["change"]["groups"].get(target["name"], {"processes": 0, "restarted": 0})
+    result["no_change_met"] = result["no-change"]["restarted"] == 0
+    result["change_met"] = (mine["processes"] > 0 and mine["restarted"] == mine["processes"]
+                            and all(v["restarted"] == 0 for v in others.values()))
+    return result
+
+
+BENCH_JOB = HERE / "app" / "BenchFixedWork.php"
+BENCH_DISPATCH = HERE / "app" / "dispatch.php"
+BENCH_DISPATCH_IN_CONTAINER = "/usr/local/share/elms-bench/dispatch.php"
+
+
+def install_bench_job(runner, cpu_ms):
+    """Add the fixed-work job to the app in the bench container and size it: the
+    fixture's own elms:dispatch-ping burns CPU until a wall-clock budget is spent, so its
+    run time would not grow under load. Returns the rounds that take cpu_ms of CPU."""
+    job = "%s/app/Jobs/BenchFixedWork.php" % APP_DIR
+    runner.docker("cp", str(BENCH_JOB), "%s:%s" % (MAIN, job))
+    runner.docker("exec", MAIN, "mkdir", "-p", os.path.dirname(BENCH_DISPATCH_IN_CONTAINER))
+    runner.docker("cp", str(BENCH_DISPATCH), "%s:%s" % (MAIN, BENCH_DISPATCH_IN_CONTAINER))
+    runner.docker("exec", MAIN, "chown", "root:root", job, BENCH_DISPATCH_IN_CONTAINER)
+    runner.docker("exec", MAIN, "chmod", "0644", job, BENCH_DISPATCH_IN_CONTAINER)
+    out = runner.sh(MAIN, 'cd "$1" && runuser -u www-data -- php "$2" calibrate "$3"', APP_DIR,
+                    BENCH_DISPATCH_IN_CONTAINER, str(cpu_ms)).stdout
+    return int(out.strip())
+
+
+# One exec per job dispatches it, lists the encodes' progress files and samples the
+# ffmpeg processes: their nice value, and their threads running or waiting for a CPU
+# (how many cores the encodes would use, whatever else runs on the machine). The same
+# exec in every condition, so dispatching loads the host alike with or without encodes.
+DISPATCH_SCRIPT = r"""
+cd "$1" || exit 1
+runuser -u www-data -- php "$2" dispatch "$3" "$4" || exit 1
+for f in storage/app/hls/"$5"-enc-*/started.json; do [ -e "$f" ] && echo "started $f"; done
+for p in $(pgrep -x ffmpeg); do
+  echo "nice $(cut -d' ' -f19 /proc/$p/stat)"
+  echo "runnable $(cat /proc/$p/task/*/stat | awk '$3 == "R"' | wc -l)"
+done
+exit 0
+"""
+MARKERS_READER = ('import glob, json, sys; print(json.dumps([json.load(open(f)) for f in '
+                  'sorted(glob.glob(sys.argv[1] + "/" + sys.argv[2] + "-*.json"))]))')
+ENCODES_READER = ('import json, os, sys; print(json.dumps({n: [json.load(open(p)) if os.path.exists(p) else None '
+                  'for p in (sys.argv[1] + "/" + n + "/started.json", sys.argv[1] + "/" + n + "/done.json")] '
+                  'for n in sys.argv[2:]}))')
+
+
+def job_stream(runner, label, loaded, rounds):
+    """Dispatch a steady stream of fixed-work default-queue jobs and collect their markers.
+    Loaded: keep the video worker busy with encodes for the whole stream (one encode
+    always waiting behind the running one)."""
+    args = runner.args
+    prefix = "bench-%s-%d" % (label, int(time.time()))
+    encodes = []
+
+    def dispatch_encode():
+        name = "%s-enc-%02d" % (prefix, len(encodes) + 1)
+        artisan(runner, MAIN, "elms:dispatch-encode", name, "--duration=%d" % args.encode_duration,
+                "--size=%s" % args.encode_size)
+        encodes.append(name)
+
+    if loaded:
+        dispatch_encode()
+        deadline = time.monotonic() + 60
+        while runner.sh(MAIN, 'test -f "$1"', "%s/storage/app/hls/%s/started.json" % (APP_DIR, encodes[0]),
+                        check=False).returncode != 0:
+            if time.monotonic() > deadline:
+                raise BenchError("the video worker did not start an encode within 60 s")
+            time.sleep(0.5)
+        dispatch_encode()
+        time.sleep(3)  # ffmpeg is past its start-up
+
+    nice_seen, runnable = set(), []
+    busy0, total0 = host_cpu_times()
+    cpu0 = container_cpu_seconds(runner, MAIN)
+    start = time.monotonic()
+    for i in range(args.jobs):
+        delay = start + i * args.job_interval - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        out = runner.sh(MAIN, DISPATCH_SCRIPT, APP_DIR, BENCH_DISPATCH_IN_CONTAINER, "%s-%03d" % (prefix, i),
+                        str(rounds), prefix).stdout
+        lines = [line.split(" ", 1) for line in out.splitlines() if " " in line]
+        nice_seen.update(int(value) for key, value in lines if key == "nice")
+        runnable.append(sum(int(value) for key, value in lines if key == "runnable"))
+        if loaded:
+            started = {value.split("/")[-2] for key, value in lines if key == "started"}
+            if all(name in started for name in encodes):  # nothing waiting: queue the next
+                dispatch_encode()
+    stream_seconds = time.monotonic() - start
+    cpu1 = container_cpu_seconds(runner, MAIN)
+    busy1, total1 = host_cpu_times()
+
+    deadline = time.monotonic() + 120
+    while True:
+        markers = json.loads(runner.docker("exec", MAIN, "python3", "-c", MARKERS_READER,
+                                           "%s/storage/app/markers" % APP_DIR, prefix).stdout)
+        if len(markers) >= args.jobs or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+
+    windows = []
+    if loaded:
+        log("responsiveness: %s: waiting for the last encodes to finish" % label)
+        deadline = time.monotonic() + 600
+        while True:
+            state = json.loads(runner.docker("exec", MAIN, "python3", "-c", ENCODES_READER,
+                                             "%s/storage/app/hls" % APP_DIR, *encodes).stdout)
+            if all(done for _, done in state.values()) or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        for name in encodes:
+            started, done = state[name]
+            windows.append((parse_time(started and started["started_at"]), parse_time(done and done["finished_at"])))
+
+    if len(markers) < args.jobs:
+        raise BenchError("%s: only %d of %d default jobs finished" % (label, len(markers), args.jobs))
+    run_ms = [m["work_ms"] for m in markers]
+    latency_ms = [(m["processed_at_unix"] - m["dispatched_at_unix"]) * 1000 for m in markers]
+    first = min(m["dispatched_at_unix"] for m in markers)
+    last = max(m["processed_at_unix"] for m in markers)
+    return {
+        "jobs": len(markers),
+        "stream_seconds": round(stream_seconds, 1),
+        "run_ms": {"p50": percentile(run_ms, 50), "p95": percentile(run_ms, 95), "max": max(run_ms)},
+        "latency_ms": {"p50": percentile(latency_ms, 50), "p95": percentile(latency_ms, 95),
+                       "max": max(latency_ms)},
+        # CPU time the job itself got (about the calibrated amount in every condition).
+        "job_cpu_ms_p50": percentile([m["cpu_ms"] for m in markers], 50),
+        # Cores the container used while the jobs were dispatched, and how busy the whole
+        # machine was (other people's work included).
+        "container_cores": round((cpu1 - cpu0) / stream_seconds, 2) if cpu0 is not None else None,
+        "host_cpu_busy": round((busy1 - busy0) / max(1, total1 - total0), 3),
+        "ffmpeg_runnable_threads": round(statistics.mean(runnable), 2) if runnable else None,
+        "ffmpeg_nice_seen": sorted(nice_seen),
+        "encodes": len(encodes),
+        "encode_seconds_median": median([end - begin for begin, end in windows if begin and end]),
+        "encode_coverage": coverage(windows, first, last) if loaded else None,
+        "worker_pids": sorted({m["pid"] for m in markers}),
+    }
+
+
+def coverage(windows, first, last):
+    """Share of [first, last] during which an encode was running (intervals' union)."""
+    if last <= first:
+        return None
+    covered, cursor = 0.0, first
+    for begin, end in sorted((b, e) for b, e in windows if b is not None):
+        end = end if end is not None else last
+        begin, end = max(begin, cursor), min(end, last)
+        if end > begin:
+            covered += end - begin
+            cursor = end
+    return round(covered / (last - first), 3)
+
+
+def section_responsiveness(runner, inventory):
+    """4. Default-queue jobs while the video worker encodes: isolation on, off, and idle."""
+    args = runner.args
+    rounds = install_bench_job(runner, args.cpu_ms)
+    result = {"jobs": args.jobs, "interval_s": args.job_interval, "cpu_ms": args.cpu_ms, "rounds": rounds,
+              "encode": "--duration=%d --size=%s" % (args.encode_duration, args.encode_size), "load_average": {}}
+    log("responsiveness: idle (%d jobs of %d sha256 rounds, one every %.2g s)"
+        % (args.jobs, rounds, args.job_interval))
+    result["load_average"]["idle"] = load_average()
+    result["idle"] = job_stream(runner, "idle", False, rounds)
+    log("responsiveness: isolation on (the collection's defaults), encoding")
+    result["load_average"]["on"] = load_average()
+    result["on"] = job_stream(runner, "on", True, rounds)
+    # Off: the guide's plain config, the same two workers without nice/ionice. This run
+    # restarts the video worker group; it is the last user of this container, so nothing
+    # is put back afterwards.
+    plain = [{k: v for k, v in p.items() if k not in ("nice", "ionice_class", "ionice_level")}
+             for p in runner.default_programs()]
+    log("responsiveness: isolation off (no nice/ionice), converging, then encoding")
+    runner.site("responsiveness-isolation-off", inventory,
+                runner.vars_file("isolation-off", {"queue_workers_programs": plain}))
+    result["load_average"]["off"] = load_average()
+    result["off"] = job_stream(runner, "off", True, rounds)
+    idle_p95 = result["idle"]["run_ms"]["p95"]
+    result["ratio_on"] = ratio(result["on"]["run_ms"]["p95"], idle_p95)
+    result["ratio_off"] = ratio(result["off"]["run_ms"]["p95"], idle_p95)
+    result["target_ratio"] = 1.5
+    return result
+
+
+def fresh_hosts(runner, size):
+    """Start `size` fresh hosts without supervisor or FFmpeg and deploy the app fixture to
+    all of them in one run (not timed; the site playbook checks the app's artisan)."""
+    names = ["%sfresh%d-%02d" % (PREFIX, size, i) for i in range(1, size + 1)]
+    log("%d fresh host(s) from %s: starting, deploying the app fixture" % (size, IMAGE_PHP))
+    runner.start(names, IMAGE_PHP)
+    inventory = runner.inventory("fresh%d" % size, names)
+    runner.deploy_fixture("fresh%d-fixture" % size, inventory)
+    return names, inventory
+
+
+def section_first_converge(runner):
+    """5. The full site on a fresh host against a bare apt-get install of the same packages."""
+    floor = PREFIX + "floor"
+    names, inventory = fresh_hosts(runner, 1)
+    runner.start([floor], IMAGE_PHP)
+    # The fixture's apt task refreshed the package lists on the site's host; so do it on
+    # the floor's host, outside the timing.
+    runner.docker("exec", floor, *APT_ENV, "apt-get", "update", "-qq")
+    log("first converge: bare apt-get install of supervisor and ffmpeg (the floor)")
+    floor_load = load_average()
+    start = time.perf_counter()
+    for command in FLOOR_INSTALLS:
+        runner.docker("exec", floor, *APT_ENV, *command)
+    floor_seconds = time.perf_counter() - start
+    runner.remove([floor])
+    log("first converge: site on the fresh host")
+    site_load = load_average()
+    summary = runner.site("fresh1-first", inventory).summary()
+    if "fleet" in runner.args.only and 1 in runner.args.fleet:
+        # The fleet's one-host first converge is this same measurement: its hosts are
+        # kept for the fleet's no-change rounds rather than installing FFmpeg once more.
+        runner.converged[1] = (names, inventory, summary, site_load)
+    else:
+        runner.remove(names)
+    return {"site": summary, "floor_seconds": round(floor_seconds, 3),
+            "floor_commands": [shlex.join(c) for c in FLOOR_INSTALLS],
+            "load_average": {"floor": floor_load, "site": site_load},
+            "ratio": ratio(summary["seconds"], floor_seconds)}
+
+
+def section_fleet(runner):
+    """2. First converge and no-change rerun against 1, 5, 10 fresh hosts."""
+    args = runner.args
+    rows = []
+    for size in args.fleet:
+        if size in runner.converged:
+            names, inventory, first, first_load = runner.converged.pop(size)
+        else:
+            names, inventory = fresh_hosts(runner, size)
+            log("fleet of %d: first converge" % size)
+            first_load = load_average()
+            first = runner.site("fresh%d-first" % size, inventory).summary(size)
+        pings, reruns = [], []
+        for i in range(1, args.fleet_repeat + 1):
+            log("fleet of %d: round %d of %d (ping, then no-change site)" % (size, i, args.fleet_repeat))
+            pings.append(runner.ping("fleet%d-ping-%d" % (size, i), inventory).summary(size))
+            reruns.append(runner.site("fleet%d-nochange-%d" % (size, i), inventory).summary(size))
+        runner.remove(names)
+        rows.append({
+            "hosts": size,
+            "load_average_before_first": first_load,
+            "first_converge_seconds": first["seconds"],
+            "nochange_seconds": median([r["seconds"] for r in reruns]),
+            "nochange_changed_max": max(r["tasks_changed"] for r in reruns),
+            "ping_seconds": median([p["seconds"] for p in pings]),
+            "remote_calls_per_host": {"first": first["remote_calls"], "nochange": reruns[0]["remote_calls"]},
+        })
+    base = rows[0]
+    for row in rows:
+        n = row["hosts"]
+        row["first_per_host"] = row["first_converge_seconds"] / n
+        row["nochange_per_host"] = row["nochange_seconds"] / n
+        row["first_growth"] = ratio(row["first_converge_seconds"], base["first_converge_seconds"])
+        row["nochange_growth"] = ratio(row["nochange_seconds"], base["nochange_seconds"])
+        row["ping_growth"] = ratio(row["ping_seconds"], base["ping_seconds"])
+        row["nochange_vs_ping"] = ratio(row["nochange_seconds"], row["ping_seconds"])
+    last = rows[-1]
+    slope = None
+    if last["hosts"] > base["hosts"]:
+        extra = last["hosts"] - base["hosts"]
+        slope = {
+            "first": (last["first_converge_seconds"] - base["first_converge_seconds"]) / extra,
+            "nochange": (last["nochange_seconds"] - base["nochange_seconds"]) / extra,
+        }
+    return {"forks": args.forks, "repeat": args.fleet_repeat, "rows": rows, "seconds_per_added_host": slope}
+
+
+SECTION_FUNCTIONS = {
+    "nochange": section_nochange,
+    "fleet": section_fleet,
+    "disruption": section_disruption,
+    "responsiveness": section_responsiveness,
+    "first-converge": section_first_converge,
+}
+
+
+# --- report ----------------------------------------------------------------------------
+
+def fmt(value, unit="", digits=2):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        text = ("%." + str(digits) + "f") % value
+    else:
+        text = str(value)
+    return text + unit
+
+
+def fmt_count(value):
+    return fmt(int(value) if float(value).is_integer() else value, digits=1)
+
+
+def met(ok):
+    return "yes" if ok else "**no**"
+
+
+def render(meta, results, errors):
+    lines = ["# elms.queue_workers benchmarks", ""]
+    lines.append("%s · %d CPUs · commit %s · ansible-core %s · load average %s at the start, %s at the end · "
+                 "took %d min (%s)" % (
+                     meta["date"], meta["cpus"], meta["commit"], meta["ansible_core"], meta["load_start"],
+                     meta["load_end"], round(meta["seconds"] / 60),
+                     ", ".join("%s %d s" % item for item in meta["section_seconds"].items())))
+    lines.append("")
+    lines.append("Every figure is a ratio or count measured side by side in this run; seconds are shown for "
+                 "context and drift with the machine's other load. Targets are reported, not enforced.")
+    lines.append("")
+    summary = ["| # | figure | measured | floor | ratio | target | met |", "|---|---|---|---|---|---|---|"]
+    details = []
+
+    r = results.get("nochange")
+    if r:
+        summary.append("| 1 | no-change `site` rerun vs `ansible -m ping` (median of %d) | %s | %s | %s | ≤ %.0f× | %s |"
+                       % (r["repeat"], fmt(r["site_median"], " s"), fmt(r["ping_median"], " s"),
+                          fmt(r["ratio"], "×", 1), r["target_ratio"], met(r["ratio"] <= r["target_ratio"])))
+        summary.append("| 1 | tasks run on the no-change run (callback; skipped: %s, changed: %s) | %s | | | | |"
+                       % (fmt_count(r["site"]["tasks_skipped"]), fmt_count(r["site"]["tasks_changed"]),
+                          fmt_count(r["site"]["tasks_run"])))
+        summary.append("| 1 | remote calls on the no-change run (`docker exec`, shim; module runs: %s) | %s | %s (ping) "
+                       "| %s | | |" % (fmt_count(r["site"]["remote_calls_by_kind"].get("module run", 0)),
+                                       fmt_count(r["site"]["remote_calls"]), fmt_count(r["ping"]["remote_calls"]),
+                                       fmt(ratio(r["site"]["remote_calls"], r["ping"]["remote_calls"]), "×", 0)))
+        details += ["## 1. No-change rerun", "",
+                    "`ansible-playbook playbooks/site.yml` on a converged host, interleaved with `ansible -m ping` on "
+                    "the same host (same inventory variables, pipelining on). Seconds per round: site %s; ping %s."
+                    % (", ".join(fmt(s, "", 1) for s in r["site_seconds"]),
+                       ", ".join(fmt(s, "", 2) for s in r["ping_seconds"])), ""]
+        if r["counts_varied"] or r["changed_max"]:
+            details += ["Warning: the rounds did not all do the same work (changed tasks up to %s)."
+                        % fmt_count(r["changed_max"]), ""]
+        kinds = ", ".join("%s %s" % (fmt_count(n), k) for k, n in r["site"]["remote_calls_by_kind"].items())
+        details += ["Remote calls of a typical round: %s. Other docker CLI calls (controller side): %s."
+                    % (kinds, fmt_count(r["site"]["other_docker_cli_calls"])), "",
+                    "Tasks that reached the host on the no-change run (calls matched to the running task by time):", "",
+                    "| task | remote calls | module runs |", "|---|---|---|"]
+        for row in sorted(r["by_task"], key=lambda row: -row["remote_calls"]):
+            details.append("| %s | %d | %d |" % (row["task"].replace("|", "\\|"), row["remote_calls"],
+                                                 row["module_runs"]))
+        details.append("")
+
+    r = results.get("fleet")
+    if r:
+        rows = r["rows"]
+        last, base = rows[-1], rows[0]
+        for key, what in (("nochange", "no-change rerun"), ("first", "first converge")):
+            total = "nochange_seconds" if key == "nochange" else "first_converge_seconds"
+            summary.append("| 2 | fleet: %s of %d hosts vs %d (per host: %s vs %s) | %s | %s | %s | | |" % (
+                what, last["hosts"], base["hosts"], fmt(last[key + "_per_host"], " s", 1),
+                fmt(base[key + "_per_host"], " s", 1), fmt(last[total], " s", 1), fmt(base[total], " s", 1),
+                fmt(last[key + "_growth"], "×")))
+        details += ["## 2. Fleet", "",
+                    "Fresh containers from `%s` (the roles install supervisor and FFmpeg), all on this one machine "
+                    "(host networking), forks=%d for the fixture deploy and every run. The first converge is one run; "
+                    "ping and no-change are medians of %d. Growth is the total time relative to %d host(s)."
+                    % (IMAGE_PHP, r["forks"], r["repeat"], base["hosts"]), "",
+                    "| hosts | first converge | per host | growth | no-change | per host | growth | ping | growth "
+                    "| no-change ÷ ping | remote calls per host (first / no-change) | load average before the first "
+                    "converge |",
+                    "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for row in rows:
+            details.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s |" % (
+                row["hosts"], fmt(row["first_converge_seconds"], " s", 1), fmt(row["first_per_host"], " s", 1),
+                fmt(row["first_growth"], "×"), fmt(row["nochange_seconds"], " s", 1),
+                fmt(row["nochange_per_host"], " s", 1), fmt(row["nochange_growth"], "×"),
+                fmt(row["ping_seconds"], " s", 1), fmt(row["ping_growth"], "×"), fmt(row["nochange_vs_ping"], "×", 1),
+                fmt_count(row["remote_calls_per_host"]["first"]), fmt_count(row["remote_calls_per_host"]["nochange"]),
+                fmt(row["load_average_before_first"])))
+        if r["seconds_per_added_host"]:
+            details += ["", "Slope from %d to %d hosts: %s per added host for the first converge, %s for a no-change "
+                        "run." % (base["hosts"], last["hosts"], fmt(r["seconds_per_added_host"]["first"], " s", 1),
+                                  fmt(r["seconds_per_added_host"]["nochange"], " s", 2))]
+        details.append("")
+
+    r = results.get("disruption")
+    if r:
+        nc, ch = r["no-change"], r["change"]
+        summary.append("| 3 | worker processes restarted by a no-change run (pids) | %d of %d | | | 0 | %s |"
+                       % (nc["restarted"], nc["processes"], met(r["no_change_met"])))
+        parts = ", ".join("%s %d of %d" % (g, v["restarted"], v["processes"]) for g, v in sorted(ch["groups"].items()))
+        summary.append("| 3 | restarted by a change to %s (pids) | %s | | | only that group | %s |"
+                       % (r["changed_worker"], parts, met(r["change_met"])))
+        details += ["## 3. Disruption", "",
+                    "`supervisorctl status` pids before and after each site run on the converged host. The change is "
+                    "`%s` on %s (via `-e @file` overriding `queue_workers_programs`); the last run puts it back."
+                    % (r["change_made"], r["changed_worker"]), "",
+                    "| run | restarted per group | supervisord restarted | changed tasks |", "|---|---|---|---|"]
+        for name in ("no-change", "change", "change back"):
+            step = r[name]
+            parts = ", ".join("%s %d of %d" % (g, v["restarted"], v["processes"])
+                              for g, v in sorted(step["groups"].items()))
+            details.append("| %s | %s | %s | %s |" % (name, parts, "yes" if step["supervisord_restarted"] else "no",
+                                                      fmt_count(step["tasks_changed"])))
+        details.append("")
+
+    r = results.get("responsiveness")
+    if r:
+        summary.append("| 4 | p95 run time of a fixed %d ms CPU job on the default queue while encoding, isolation on, "
+                       "vs idle | %s | %s | %s | ≤ %.1f× | %s |" % (
+                           r["cpu_ms"], fmt(r["on"]["run_ms"]["p95"], " ms", 0),
+                           fmt(r["idle"]["run_ms"]["p95"], " ms", 0), fmt(r["ratio_on"], "×"),
+                           r["target_ratio"], met(r["ratio_on"] <= r["target_ratio"])))
+        summary.append("| 4 | the same with isolation off (no nice/ionice), vs idle | %s | %s | %s | | |"
+                       % (fmt(r["off"]["run_ms"]["p95"], " ms", 0), fmt(r["idle"]["run_ms"]["p95"], " ms", 0),
+                          fmt(r["ratio_off"], "×")))
+        details += ["## 4. Responsiveness under encoding", "",
+                    "%d default-queue jobs, one every %.2g s, each computing %d sha256 rounds (calibrated on the host to "
+                    "%d ms of CPU); under load the video worker encodes `elms:dispatch-encode %s` videos back to back "
+                    "(one always queued). Run time = the job's own wall time for its fixed work; dispatch-to-done = "
+                    "`processed_at - dispatched_at` (includes the default worker's poll `sleep`). Load average at the "
+                    "start of each condition: idle %s, on %s, off %s."
+                    % (r["jobs"], r["interval_s"], r["rounds"], r["cpu_ms"], r["encode"], r["load_average"]["idle"],
+                       r["load_average"]["on"], r["load_average"]["off"]), "",
+                    "| condition | run p50 | run p95 | run max | job CPU p50 | dispatch-to-done p50 | p95 | max "
+                    "| cores used by the container | whole machine busy | ffmpeg threads wanting a CPU "
+                    "| encoding during the stream | ffmpeg nice | encodes (median length) |",
+                    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for name, title in (("idle", "idle (floor)"), ("on", "encoding, isolation on"),
+                            ("off", "encoding, isolation off")):
+            c = r[name]
+            details.append("| %s |" % " | ".join([
+                title, fmt(c["run_ms"]["p50"], " ms", 0), fmt(c["run_ms"]["p95"], " ms", 0),
+                fmt(c["run_ms"]["max"], " ms", 0), fmt(c["job_cpu_ms_p50"], " ms", 0),
+                fmt(c["latency_ms"]["p50"], " ms", 0), fmt(c["latency_ms"]["p95"], " ms", 0),
+                fmt(c["latency_ms"]["max"], " ms", 0),
+                fmt(c["container_cores"], " of %d" % os.cpu_count()), fmt(c["host_cpu_busy"] * 100, " %", 0),
+                fmt(c["ffmpeg_runnable_threads"], "", 1) if c["encodes"] else "-",
+                "-" if c["encode_coverage"] is None else fmt(c["encode_coverage"] * 100, " %", 0),
+                ", ".join(str(n) for n in c["ffmpeg_nice_seen"]) or "-",
+                "%d (%s)" % (c["encodes"], fmt(c["encode_seconds_median"], " s", 0)) if c["encodes"] else "-"]))
+        details += ["", "Dispatch-to-done p95 vs idle: isolation on %s, off %s." % (
+            fmt(ratio(r["on"]["latency_ms"]["p95"], r["idle"]["latency_ms"]["p95"]), "×"),
+            fmt(ratio(r["off"]["latency_ms"]["p95"], r["idle"]["latency_ms"]["p95"]), "×")), ""]
+
+    r = results.get("first-converge")
+    if r:
+        summary.append("| 5 | first converge of a fresh host vs bare `apt-get install` | %s | %s | %s | | |"
+                       % (fmt(r["site"]["seconds"], " s", 1), fmt(r["floor_seconds"], " s", 1), fmt(r["ratio"], "×")))
+        details += ["## 5. First converge", "",
+                    "`site` on a fresh `%s` container (app fixture deployed first, not timed) against a fresh one "
+                    "running only: `%s` (package lists refreshed first, not timed: by the fixture's apt task, by "
+                    "`apt-get update`). The site run: %s tasks run, %s changed, %s remote calls. Load average before: floor %s, site %s."
+                    % (IMAGE_PHP, "`; `".join(r["floor_commands"]), fmt_count(r["site"]["tasks_run"]),
+                       fmt_count(r["site"]["tasks_changed"]), fmt_count(r["site"]["remote_calls"]),
+                       fmt(r["load_average"]["floor"]), fmt(r["load_average"]["site"])), ""]
+
+    for section, message in errors.items():
+        summary.append("| %s | could not be measured: %s | | | | | |"
+                       % (section, message.splitlines()[0].replace("|", "\\|")))
+    return "\n".join(lines + ["## Summary", ""] + summary + [""] + details)
+
+
+# --- main ------------------------------------------------------------------------------
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default="", help="comma-separated sections: " + ", ".join(SECTIONS))
+    parser.add_argument("--quick", action="store_true", help="small sizes, for developing the bench")
+    parser.add_argument("--keep", action="store_true",
+                        help="never remove a container (to look around; best with --only)")
+    parser.add_argument("--repeat", type=int, help="ping/no-change rounds (default 5, quick 2)")
+    parser.add_argument("--fleet", help="fleet sizes (default 1,5,10; quick 1,2)")
+    parser.add_argument("--fleet-repeat", type=int, help="ping/no-change rounds per fleet size (default 3, quick 1)")
+    parser.add_argument("--forks", type=int, default=10, help="Ansible forks for every run (default 10)")
+    parser.add_argument("--jobs", type=int, help="default-queue jobs per condition (default 30, quick 8)")
+    parser.add_argument("--job-interval", type=float, default=1.75, help="seconds between jobs (default 1.75)")
+    parser.add_argument("--cpu-ms", type=int, default=300,
+                        help="CPU time of each job's fixed work, calibrated on the host (default 300)")
+    parser.add_argument("--encode-duration", type=int, help="seconds of video per encode (default 30, quick 15)")
+    parser.add_argument("--encode-size", default="1280x720", help="encode frame size (default 1280x720)")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.only = [s.strip() for s in args.only.split(",") if s.strip()] or list(SECTIONS)
+    unknown = [s for s in args.only if s not in SECTIONS]
+    if unknown:
+        parser.error("unknown section(s) %s; choose from %s" % (", ".join(unknown), ", ".join(SECTIONS)))
+    args.repeat = args.repeat or (2 if quick else 5)
+    args.fleet = [int(n) for n in (args.fleet or ("1,2" if quick else "1,5,10")).split(",")]
+    args.fleet_repeat = args.fleet_repeat or (1 if quick else 3)
+    args.jobs = args.jobs or (8 if quick else 30)
+    args.encode_duration = args.encode_duration or (15 if quick else 30)
+    return args
+
+
+def metadata():
+    def git(*args):
+        return subprocess.run(["git", "-C", str(REPO), *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              text=True).stdout.strip()
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    if git("status", "--porcelain", "--untracked-files=no"):
+        commit += " (with uncommitted changes)"
+    core = subprocess.run([sys.executable, "-c", "import ansible.release as r; print(r.__version__)"],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout.strip()
+    if not core:
+        venv_python = REPO / ".venv" / "bin" / "python"
+        core = subprocess.run([str(venv_python), "-c", "import ansible.release as r; print(r.__version__)"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout.strip() \
+            if venv_python.exists() else "?"
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "commit": commit,
+        "ansible_core": core,
+        "load_start": "%.2f" % os.getloadavg()[0],
+    }
+
+
+def main(argv):
+    args = parse_args(shlex.split(os.environ.get("BENCH_ARGS", "")) + argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+
+    def terminate(signum, frame):
+        raise KeyboardInterrupt  # leave through the finally below, which removes the containers
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGHUP, terminate)
+
+    meta = metadata()
+    meta["sections"] = args.only
+    meta["section_seconds"] = {}
+    results, errors = {}, {}
+    runner = None
+    interrupted = False
+    try:
+        runner = Runner(args)
+        main_inventory = None
+        for section in [s for s in RUN_ORDER if s in args.only]:
+            if section in errors:
+                continue
+            started = time.monotonic()
+            try:
+                if section in MAIN_SECTIONS:
+                    if main_inventory is None:
+                        main_inventory = prepare_main(runner)
+                    results[section] = SECTION_FUNCTIONS[section](runner, main_inventory)
+                    if not any(s in args.only for s in MAIN_SECTIONS[MAIN_SECTIONS.index(section) + 1:]):
+                        runner.remove([MAIN])  # leave the CPUs to the sections with fresh hosts
+                else:
+                    results[section] = SECTION_FUNCTIONS[section](runner)
+            except Exception as error:  # noqa: BLE001 - one section's failure must not lose the others
+                errors[section] = str(error) if isinstance(error, BenchError) else "%s: %s" % (
+                    type(error).__name__, error)
+                if not isinstance(error, BenchError):
+                    traceback.print_exc()
+                log("%s could not be measured: %s" % (section, errors[section]))
+                if section in MAIN_SECTIONS and main_inventory is None:
+                    # The shared host could not be prepared: no use trying it again.
+                    for other in MAIN_SECTIONS:
+                        if other in args.only and other not in errors:
+                            errors[other] = "the shared host could not be prepared: " + str(error)
+            meta["section_seconds"][section] = round(time.monotonic() - started)
+            log("%s took %.0f s" % (section, time.monotonic() - started))
+    except BenchError as error:
+        errors["bench"] = str(error)
+        log(str(error))
+    except KeyboardInterrupt:
+        interrupted = True
+        log("interrupted")
+    finally:
+        if runner:
+            runner.remove_all()
+
+    meta["load_end"] = "%.2f" % os.getloadavg()[0]
+    meta["seconds"] = round(time.monotonic() - STARTED)
+    if results or errors:
+        report = render(meta, results, errors)
+        (OUT / "results.md").write_text(report + "\n")
+        (OUT / "results.json").write_text(json.dumps({"meta": meta, "results": results, "errors": errors},
+                                                     indent=2) + "\n")
+        print(report)
+        log("written to %s and results.json (Ansible output: %s)" % (OUT / "results.md", OUT / "logs"))
+    if interrupted:
+        return 130
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
