@@ -649,7 +649,7 @@ def section_responsiveness(runner, inventory):
     rounds = install_bench_job(runner, args.cpu_ms)
     result = {"jobs": args.jobs, "interval_s": args.job_interval, "cpu_ms": args.cpu_ms, "rounds": rounds,
               "encode": "--duration=%d --size=%s" % (args.encode_duration, args.encode_size), "load_average": {}}
-    log("responsiveness: idle (%d jobs of %d sha256 rounds, one every %.2g s)"
+    log("responsiveness: idle (%d jobs of %d sha256 rounds, one every %g s)"
         % (args.jobs, rounds, args.job_interval))
     result["load_average"]["idle"] = load_average()
     result["idle"] = job_stream(runner, "idle", False, rounds)
@@ -899,7 +899,7 @@ def render(meta, results, errors):
                        % (fmt(r["off"]["run_ms"]["p95"], " ms", 0), fmt(r["idle"]["run_ms"]["p95"], " ms", 0),
                           fmt(r["ratio_off"], "×")))
         details += ["## 4. Responsiveness under encoding", "",
-                    "%d default-queue jobs, one every %.2g s, each computing %d sha256 rounds (calibrated on the host to "
+                    "%d default-queue jobs, one every %g s, each computing %d sha256 rounds (calibrated on the host to "
                     "%d ms of CPU); under load the video worker encodes `elms:dispatch-encode %s` videos back to back "
                     "(one always queued). Run time = the job's own wall time for its fixed work; dispatch-to-done = "
                     "`processed_at - dispatched_at` (includes the default worker's poll `sleep`). Load average at the "
