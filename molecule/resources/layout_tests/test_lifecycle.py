@@ -198,6 +198,22 @@ def test_restart_playbook_recycles_every_worker_gracefully(supervisor_status):
     workers = DEFAULT_PROCS + [VIDEO_PROC]
     assert all(after[p][0] == "RUNNING" and after[p][1] != before[p] for p in workers)
     assert after["admin-heartbeat"][1] == before["admin-heartbeat"]
+    assert "All 3 worker processes run the new code" in out
+
+
+def test_a_worker_that_cannot_start_fails_the_deploy_with_its_log(supervisor_status):
+    # queue:work refuses an unknown option at once: the worker dies at every start.
+    broken = dict(DEFAULT_WORKER, extra_args=["--no-such-option"])
+    rc, out = playbook("site.yml", [broken, VIDEO_WORKER], "-e", "queue_workers_wait_timeout=12")
+    assert rc != 0, out
+    assert "should be RUNNING within 12 s" in out
+    assert "no-such-option" in out.split("should be RUNNING within", 1)[1], out
+    states = supervisor_status()
+    assert states[VIDEO_PROC][0] == "RUNNING"
+    # The next good deploy brings it back.
+    rc, out = playbook("site.yml")
+    assert rc == 0, out
+    assert all(supervisor_status()[p][0] == "RUNNING" for p in DEFAULT_PROCS)
 
 
 @pytest.fixture(scope="module", autouse=True)
