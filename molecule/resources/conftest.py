@@ -23,14 +23,14 @@ APP_USER = "www-data"
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
-def playbook(name, programs=None, *extra, **env):
+def playbook(name, programs=None, *extra, cwd=None, **env):
     """Run one of the collection's playbooks against this scenario's host; returns (rc, output)."""
     argv = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
             name if name.startswith("elms.") else os.path.join(ROOT, "playbooks", name)]
     if programs is not None:
         argv += ["-e", json.dumps({"queue_workers_programs": programs})]
     done = subprocess.run(argv + list(extra), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          env=dict(os.environ, ANSIBLE_FORCE_COLOR="0", **env))
+                          env=dict(os.environ, ANSIBLE_FORCE_COLOR="0", **env), cwd=cwd, check=False)
     return done.returncode, done.stdout
 
 

@@ -7,6 +7,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
+
 from ansible_collections.elms.queue_workers.plugins.module_utils import worker_programs
 
 
@@ -27,6 +29,16 @@ def queue_workers_stale(workers, program_files, settings):
                 or current.get("mode") != "0644" or current.get("uid") != 0):
             stale.append(worker)
     return stale
+
+
+def queue_workers_controller_path(path):
+    """An absolute path on the controller; a relative one is taken from where ansible-playbook runs.
+
+    Filters run in the controller's own process, whose working directory is the one the user
+    started ansible-playbook in (the pipe lookup, by contrast, runs in the playbook's directory,
+    which for an installed collection is inside the collection).
+    """
+    return os.path.abspath(os.path.expanduser(str(path)))
 
 
 def queue_worker_select(workers, which):
@@ -80,4 +92,5 @@ class FilterModule(object):
             "queue_worker_numprocs": queue_worker_numprocs,
             "queue_workers_recycled": queue_workers_recycled,
             "queue_workers_stale": queue_workers_stale,
+            "queue_workers_controller_path": queue_workers_controller_path,
         }

@@ -24,8 +24,9 @@ def report_dir(tmp_path_factory):
 
 
 def diagnose(report_dir, *extra):
-    rc, out = playbook("elms.queue_workers.diagnose", None, "-e", "queue_workers_diagnose_dir=" + report_dir, *extra)
-    path = os.path.join(report_dir, HOST + ".txt")
+    """Run it the way an admin does: from some directory, with the default (relative) report dir."""
+    rc, out = playbook("elms.queue_workers.diagnose", None, *extra, cwd=report_dir)
+    path = os.path.join(report_dir, "diagnose-reports", HOST + ".txt")
     report = open(path).read() if os.path.exists(path) else ""
     os.path.exists(path) and os.remove(path)
     return rc, out, report
