@@ -79,13 +79,8 @@ options:
         queue probe) and the FFmpeg test encode. Off, only files and supervisor are looked at.
     type: bool
     default: true
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Nothing is changed.
+extends_documentation_fragment:
+  - elms.queue_workers.read_only
 notes:
   - Run it as root (C(become)) so that it can read supervisor's files and start programs as the worker user
     (with C(runuser), or C(su) where C(runuser) is missing).

@@ -76,14 +76,9 @@ options:
     type: list
     elements: path
     default: []
-extends_documentation_fragment: []
+extends_documentation_fragment:
+  - elms.queue_workers.read_only
 attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Nothing is changed, so there is nothing to diff.
   facts:
     support: full
     description: Returns C(ansible_facts.supervisor).
