@@ -19,7 +19,9 @@ try:
 except ImportError:  # pragma: no cover - Python 2 controller
     from pipes import quote as _shlex_quote
 
-MANAGED_MARKER = "; Managed by Ansible (elms.queue_workers). Local changes are overwritten."
+# A file starting with OWNED_PREFIX was written by this collection (and only such files are removed).
+OWNED_PREFIX = "; Managed by Ansible (elms.queue_workers)."
+MANAGED_MARKER = OWNED_PREFIX + " Local changes are overwritten."
 
 # Worker keys: artisan queue:work options first, then supervisor-side settings.
 ARTISAN_OPTIONS = (

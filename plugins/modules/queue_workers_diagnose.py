@@ -150,8 +150,6 @@ from ansible_collections.elms.queue_workers.plugins.module_utils import supervis
 from ansible_collections.elms.queue_workers.plugins.module_utils import worker_programs as workers
 
 C_ENV = {"LC_ALL": "C"}
-# The start of the first line of every program file the collection writes.
-OWNED_PREFIX = "; Managed by Ansible (elms.queue_workers)."
 PROBE_QUEUE = "elms-diagnose-probe"
 # Boots the app the way a worker does and asks it what it queues on and how many jobs wait.
 APP_PROBE = r"""
@@ -257,7 +255,7 @@ def collect(module):
         defined_in = [p for p, t in texts.items() if name in diagnosis.program_sections(t)]
         obs["programs"].append({
             "name": name, "file": path, "file_exists": text is not None,
-            "file_owned": bool(text) and text.startswith(OWNED_PREFIX),
+            "file_owned": bool(text) and text.startswith(workers.OWNED_PREFIX),
             "defined_in": [p for p in defined_in if p != path],
         })
         source = text if text is not None else (texts.get(defined_in[0]) if defined_in else None)

@@ -218,6 +218,7 @@ import pwd
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.elms.queue_workers.plugins.module_utils import supervisor_layout as layout
+from ansible_collections.elms.queue_workers.plugins.module_utils import worker_programs as workers
 
 PROC = "/proc"
 KNOWN_SUPERVISORD = (
@@ -452,10 +453,6 @@ def detect(module):
     return facts
 
 
-# The first line of every program file this collection writes.
-OWNED_PREFIX = "; Managed by Ansible (elms.queue_workers)."
-
-
 def service_enabled(module, unit):
     systemctl = module.get_bin_path("systemctl")
     if not unit or not systemctl:
@@ -478,7 +475,7 @@ def program_files(facts, wanted):
         name = entry[:-len(ext)]
         text = _read(path, "r") or ""
         info = os.stat(path)
-        found[name] = {"path": path, "owned": text.startswith(OWNED_PREFIX), "mode": "%04o" % (info.st_mode & 0o7777),
+        found[name] = {"path": path, "owned": text.startswith(workers.OWNED_PREFIX), "mode": "%04o" % (info.st_mode & 0o7777),
                        "uid": info.st_uid}
         if name in wanted:
             found[name]["content"] = text
