@@ -86,7 +86,7 @@ def broken(host, artisan, wait_for_file, report_dir):
         "mv /usr/bin/ffmpeg /usr/bin/ffmpeg.off",
     ]
     for step in steps:
-        host.run_test(step.format(d=CONF_D, e=EXPECT["extension"], ctl=CTL, app=APP))
+        host.check_output(step.format(d=CONF_D, e=EXPECT["extension"], ctl=CTL, app=APP))
     before = snapshot(host)
     result = diagnose(report_dir)
     after = snapshot(host)
@@ -129,11 +129,11 @@ def test_the_report_names_each_fault_and_its_fix(broken, words):
 
 
 def test_stopped_supervisord_is_named_first(host, report_dir):
-    host.run_test("systemctl stop supervisor")
+    host.check_output("systemctl stop supervisor")
     try:
         rc, out, report = diagnose(report_dir)
     finally:
-        host.run_test("systemctl start supervisor")
+        host.check_output("systemctl start supervisor")
     assert rc != 0
     lines = report.splitlines()
     assert lines[3].startswith("[FAIL] supervisord"), report

@@ -44,6 +44,44 @@ def test_a_no_change_run_restarts_nothing(supervisor_status):
     assert pids(supervisor_status) == before
 
 
+def task_status(out, task):
+    """'ok', 'changed', 'skipping', ... of the first run of the task named so in a playbook's output."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("TASK [") and task in line)
+    return next(line.split(":", 1)[0] for line in lines[start + 1:] if line.strip())
+
+
+def test_a_program_file_changed_by_hand_is_put_back_without_a_restart(host, supervisor_status):
+    # The no-change path decides from the probe's copy of each file: an edit or a mode
+    # change must still be seen and undone.
+    path = "%s/elms-video-worker%s" % (EXPECT["include_dir"], EXPECT["extension"])
+    original = host.file(path).sha256sum
+    before = pids(supervisor_status)
+    host.check_output("chmod 0666 %s && echo '; edited by hand' >> %s" % (path, path))
+    rc, out = playbook("site.yml")
+    assert rc == 0, out
+    assert "changed=0" not in out
+    assert host.file(path).sha256sum == original
+    assert host.file(path).mode == 0o644
+    # supervisor sees the same program again (a comment was all that differed): nobody restarts.
+    assert pids(supervisor_status) == before
+
+
+def test_the_ffmpeg_check_is_skipped_until_the_binary_changes(host):
+    rc, out = playbook("site.yml")
+    assert rc == 0, out
+    assert task_status(out, "Encode one second of test video to HLS") == "skipping"
+    # A replaced binary (a new mtime is enough) is checked again, and the stamp follows it.
+    host.check_output("touch /usr/bin/ffmpeg")
+    rc, out = playbook("site.yml")
+    assert rc == 0, out
+    assert task_status(out, "Encode one second of test video to HLS") == "ok"
+    stamp = host.file("/var/lib/elms-queue-workers/ffmpeg-hls-verified").content_string
+    assert stamp == "/usr/bin/ffmpeg:%d:%d" % (host.file("/usr/bin/ffmpeg").size, host.file("/usr/bin/ffmpeg").mtime.timestamp())
+    rc, out = playbook("site.yml")
+    assert task_status(out, "Encode one second of test video to HLS") == "skipping"
+
+
 # (extra vars, words the error must contain). Each must fail before anything changes.
 BAD_INPUTS = [
     pytest.param({"queue_workers_programs": [dict(DEFAULT_WORKER, name="elms_default")]}, "no '_'", id="underscore-name"),
@@ -86,6 +124,8 @@ def test_bad_input_fails_before_anything_changes(host, supervisor_status, extra_
     rc, out = playbook("site.yml", None, "-e", json.dumps(extra_vars))
     assert rc != 0
     assert words in out, out[-3000:]
+    # The error alone, not the whole argument spec after it.
+    assert "argument_spec_data" not in out
     assert program_files(host) == files
     assert pids(supervisor_status) == before
 
