@@ -1,4 +1,4 @@
-"""supervisor_facts on a fake /proc and real config files, with run_command mocked at argv level.
+"""Supervisor detection on a fake /proc and real config files, with run_command mocked at argv level.
 
 The real thing runs in the Molecule scenarios; these cover choices and error paths
 that a container cannot easily show (several supervisords, foreign namespaces, a
@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from ansible_collections.elms.queue_workers.plugins.modules import supervisor_facts as sf
+from ansible_collections.elms.queue_workers.plugins.module_utils import supervisor_detect as sf
 
 DEBIAN_CONF = """[unix_http_server]
 file=/var/run/supervisor.sock
@@ -222,41 +222,6 @@ def test_version_falls_back_to_supervisord_when_the_server_does_not_answer(proc,
     })
     assert sf.detect(module)["version"] == "4.2.5"
     assert module.commands == [[ctl, "-c", conf, "version"], ["/usr/bin/python3", supervisord, "--version"]]
-
-
-def test_program_files_lists_the_include_dir_and_reads_only_the_asked_names(tmp_path):
-    conf_d = tmp_path / "conf.d"
-    conf_d.mkdir()
-    (conf_d / "ours.conf").write_text("; Managed by Ansible (elms.queue_workers). Local changes are overwritten.\n[program:ours]\n")
-    (conf_d / "admin.conf").write_text("[program:admin]\nenvironment=SECRET=1\n")
-    (conf_d / "other.ini").write_text("[program:other]\n")
-    os.chmod(str(conf_d / "ours.conf"), 0o640)
-    found = sf.program_files({"include_dir": str(conf_d), "include_extension": ".conf"}, {"ours"})
-    assert sorted(found) == ["admin", "ours"]
-    assert found["ours"]["owned"] is True and found["ours"]["mode"] == "0640"
-    assert found["ours"]["content"].startswith("; Managed by Ansible")
-    # Someone else's file is listed, never read into the facts.
-    assert found["admin"]["owned"] is False and "content" not in found["admin"]
-    assert sf.program_files({"include_dir": str(tmp_path / "missing"), "include_extension": ".conf"}, set()) == {}
-
-
-def test_host_probe_answers_tools_users_paths_and_files_in_one_go(tmp_path):
-    stamp = tmp_path / "stamp"
-    stamp.write_text("x")
-    tool = tmp_path / "ffmpeg"
-    tool.write_text("#!/bin/sh\n")
-    os.chmod(str(tool), 0o755)
-    module = FakeModule(params={"tools": ["ffmpeg", "nothere"], "users": ["root", "no-such-user-here"],
-                                "paths": [str(tool), str(tmp_path / "none")], "files": [str(stamp), str(tmp_path / "nope")]},
-                        bins={"ffmpeg": str(tool)})
-    probe = sf.host_probe(module)
-    assert probe["tools"] == {"ffmpeg": str(tool), "nothere": ""}
-    assert probe["tool_ids"]["ffmpeg"].startswith(str(tool) + ":10:")
-    assert probe["users"] == {"root": True, "no-such-user-here": False}
-    assert probe["paths"][str(tool)] == {"exists": True, "isdir": False, "executable": True}
-    assert probe["paths"][str(tmp_path / "none")]["exists"] is False
-    assert probe["files"] == {str(stamp): "x", str(tmp_path / "nope"): None}
-    assert probe["cpus"] >= 1 and probe["memory_kb"] > 0
 
 
 @pytest.mark.parametrize("output, expected", [("enabled\n", True), ("disabled\n", False), ("static\n", True), ("", None)])
