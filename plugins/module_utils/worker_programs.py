@@ -14,14 +14,20 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.elms.queue_workers.plugins.module_utils import program_state
+
 try:
     from shlex import quote as _shlex_quote
 except ImportError:  # pragma: no cover - Python 2 controller
     from pipes import quote as _shlex_quote
 
-# A file starting with OWNED_PREFIX was written by this collection (and only such files are removed).
-OWNED_PREFIX = "; Managed by Ansible (elms.queue_workers)."
+# Program files written for OWNER start with program_state.marker(OWNER); only such files are ever
+# changed or removed. This collection's workers belong to DEFAULT_OWNER unless told otherwise.
+DEFAULT_OWNER = "elms.queue_workers"
+OWNED_PREFIX = program_state.marker(DEFAULT_OWNER)
 MANAGED_MARKER = OWNED_PREFIX + " Local changes are overwritten."
+# A worker's state: present is started (kept for existing inventories).
+WORKER_STATES = ("started", "present", "stopped", "absent")
 
 # Worker keys: artisan queue:work options first, then supervisor-side settings.
 ARTISAN_OPTIONS = (
@@ -89,25 +95,27 @@ def numprocs(worker, settings):
     return value
 
 
+def desired_state(worker):
+    """started, stopped or absent: what the worker's processes should be doing.
+
+    present means started, except for a worker with autostart: false, which is then kept
+    stopped (it is started by hand).
+    """
+    value = worker.get("state", "present")
+    if value == "present":
+        return "started" if worker.get("autostart", True) else "stopped"
+    return value
+
+
 def select(workers, which):
-    """The workers that are 'present', 'absent', or 'autostarted' (present, autostart on)."""
+    """The workers that are 'present' (not absent), 'absent', or 'autostarted' (to be running)."""
     if which not in ("present", "absent", "autostarted"):
         raise ValueError("select() takes present, absent or autostarted, not %r" % which)
-    wanted = "absent" if which == "absent" else "present"
-    chosen = [w for w in workers or [] if w.get("state", "present") == wanted]
+    if which == "absent":
+        return [w for w in workers or [] if desired_state(w) == "absent"]
     if which == "autostarted":
-        chosen = [w for w in chosen if w.get("autostart", True)]
-    return chosen
-
-
-def status_pids(status_text, running_only=False):
-    """{process: pid} from 'supervisorctl status' lines like 'g:g_00  RUNNING  pid 12, uptime 0:01:02'."""
-    found = {}
-    for line in (status_text or "").splitlines():
-        match = re.match(r"^(\S+)\s+(\S+)\s+pid (\d+),", line)
-        if match and (match.group(2) == "RUNNING" or not running_only):
-            found[match.group(1)] = int(match.group(3))
-    return found
+        return [w for w in workers or [] if desired_state(w) == "started"]
+    return [w for w in workers or [] if desired_state(w) != "absent"]
 
 
 def job_timeout(worker):
@@ -169,12 +177,51 @@ def command_line(argv):
 
 
 def environment_value(env):
-    """environment=KEY="value",... with values quoted as supervisor's parser expects."""
+    """environment=KEY="value",... that supervisor reads back byte for byte.
+
+    supervisor splits the option with a non-POSIX shlex: a quoted value runs to the
+    next quote of the same kind, with no escape processing (a backslash is literal),
+    and the quotes at both ends are stripped. So a value is quoted with '"', or with
+    "'" when it contains '"'; '%' is doubled for supervisor's %(name)s expansion.
+    Values environment_problem() refuses cannot be written this way.
+    """
     items = []
     for key in sorted(env):
-        value = str(env[key]).replace("\\", "\\\\").replace('"', '\\"')
-        items.append('%s="%s"' % (key, value))
+        value = str(env[key])
+        quote = "'" if '"' in value else '"'
+        items.append("%s=%s%s%s" % (key, quote, value, quote))
     return escape_value(",".join(items))
+
+
+def environment_problem(value):
+    """Why supervisor's environment= cannot carry this value (as its string form), or None.
+
+    The reasons come from how supervisor reads the option: RawConfigParser cuts a
+    line at whitespace + ';'/'#' even inside quotes, and ends it at a line break;
+    after each included file it replaces '%(here)s' in every raw value, before
+    '%%' is unescaped; dict_of_key_value_pairs quotes a value with ' or " (it
+    cannot hold the quote it is written in) and strips every ' and " from both
+    ends of it; the process environment is C strings.
+    """
+    text = str(value)
+    if "\n" in text or "\r" in text:
+        return "contains a line break, which would end the supervisor option: remove it"
+    if "\0" in text:
+        return "contains a NUL character, which no process environment can carry: remove it"
+    if "'" in text and '"' in text:
+        return ("contains both ' and \", which supervisor's environment= cannot carry (a value is quoted "
+                "with one kind and cannot contain it): drop one kind, or have the application read the "
+                "value from a file")
+    if text[:1] in ("'", '"') or text[-1:] in ("'", '"'):
+        return ("starts or ends with a quote character, which supervisor strips from environment= "
+                "values: remove it, or add the quotes in the application")
+    if INLINE_COMMENT_RE.search(text):
+        return ("contains whitespace followed by ';' or '#', which supervisor's config parser cuts off "
+                "as a comment even inside quotes: remove the whitespace before it")
+    if "%(here)s" in text:
+        return ("contains '%(here)s', which supervisor replaces with the config file's directory even "
+                "when escaped: write it some other way, e.g. build it in the application")
+    return None
 
 
 def log_path(worker, settings):
@@ -225,9 +272,13 @@ def program_options(worker, settings):
     return [[key, _bool(value) if isinstance(value, bool) else value] for key, value in options]
 
 
+def managed_marker(settings):
+    return program_state.marker(settings.get("owner") or DEFAULT_OWNER) + " Local changes are overwritten."
+
+
 def render_program(worker, settings):
     """The whole program file text."""
-    lines = [MANAGED_MARKER, "[program:%s]" % worker["name"]]
+    lines = [managed_marker(settings), "[program:%s]" % worker["name"]]
     lines += ["%s=%s" % (key, value) for key, value in program_options(worker, settings)]
     return "\n".join(lines) + "\n"
 
@@ -244,18 +295,13 @@ def _check_text(errors, where, value):
 def settings_errors(settings, workers=None):
     """Errors in the role-wide settings, each naming the variable and the fix."""
     errors = []
-    present = select(workers if isinstance(workers, list) else [], "present") if workers else []
-    for tool, key in (("nice", "nice"), ("ionice", "ionice_class")):
-        users = [w.get("name") for w in present if isinstance(w, dict) and w.get(key) is not None]
-        if users and not settings.get(tool, True):
-            errors.append("%s is not installed on the host, but queue_workers_programs (%s) set %s: install it "
-                          "(util-linux/coreutils) or remove %s from those workers" % (tool, ", ".join(map(str, users)), key, key))
     if not settings.get("php"):
-        errors.append("php was not found on the host's PATH: install PHP's CLI, or set queue_workers_php "
-                      "to the absolute path of php")
-    for key, var in (("app_dir", "queue_workers_app_dir"), ("php", "queue_workers_php")):
+        errors.append("queue_workers_php is empty: set it to the absolute path of php (e.g. /usr/bin/php, or a "
+                      "panel's /www/server/php/82/bin/php)")
+    for key, var in (("app_dir", "queue_workers_app_dir"), ("php", "queue_workers_php"),
+                     ("nice", "queue_workers_nice_path"), ("ionice", "queue_workers_ionice_path")):
         value = settings.get(key)
-        if key == "php" and not value:
+        if key != "app_dir" and not value:
             continue
         # In a container supervisor finds a bare 'php' on its PATH itself (php_on_path).
         bare_ok = key == "php" and settings.get("php_on_path") and "/" not in str(value)
@@ -294,8 +340,8 @@ def worker_errors(workers, margin=30, allow_root=False, default_user=None, retry
             errors.append("%s.name %r is used twice: program names must be unique" % (where, name))
         else:
             seen.add(name)
-        if worker.get("state", "present") not in ("present", "absent"):
-            errors.append("%s.state = %r must be 'present' or 'absent'" % (where, worker.get("state")))
+        if worker.get("state", "present") not in WORKER_STATES:
+            errors.append("%s.state = %r must be one of %s" % (where, worker.get("state"), ", ".join(WORKER_STATES)))
         if worker.get("state") == "absent":
             continue
         queues = queue_list(worker)
@@ -347,7 +393,9 @@ def worker_errors(workers, margin=30, allow_root=False, default_user=None, retry
             for key, value in env.items():
                 if not ENV_KEY_RE.match(str(key)):
                     errors.append("%s.environment key %r is not a valid variable name" % (where, key))
-                _check_text(errors, "%s.environment.%s" % (where, key), value)
+                problem = environment_problem(value)
+                if problem:
+                    errors.append("%s.environment.%s %s" % (where, key, problem))
         extra = worker.get("extra_args") or []
         if not isinstance(extra, (list, tuple)):
             errors.append("%s.extra_args must be a list of arguments, e.g. ['--rest=1']" % where)
@@ -404,7 +452,7 @@ STANDALONE_LOGS = [
 
 def render_standalone(workers, settings):
     """The whole supervisord.conf of a queue container, from the same worker definitions."""
-    parts = [MANAGED_MARKER, STANDALONE_HEADER]
+    parts = [managed_marker(settings), STANDALONE_HEADER]
     replaced = set(dict(STANDALONE_LOGS)) | set(["stdout_logfile_backups"])
     for worker in select(workers, "present"):
         options = [(k, v) for k, v in program_options(worker, settings) if k not in replaced]
@@ -412,3 +460,53 @@ def render_standalone(workers, settings):
         lines += ["%s=%s" % (key, value) for key, value in options + STANDALONE_LOGS]
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
+
+
+def desired_programs(workers, settings, content=True):
+    """The desired set for elms.queue_workers.supervisor_programs: name, content, state, stopwaitsecs.
+
+    Without content, what elms.queue_workers.supervisor_apply takes as its programs.
+    """
+    found = []
+    for worker in workers or []:
+        wanted = desired_state(worker)
+        if wanted == "absent":
+            found.append({"name": worker["name"], "state": "absent"})
+            continue
+        found.append({"name": worker["name"], "state": wanted,
+                      "stopwaitsecs": stopwaitsecs(worker, settings.get("stopwait_margin", 30))})
+        if content:
+            found[-1]["content"] = render_program(worker, settings)
+    return found
+
+
+def host_requirements(workers, settings):
+    """What the host must have before any worker is written (each with the variable to fix), and the
+    log directories to create: {"require": [...], "directories": [...]}."""
+    present = select(workers, "present")
+    require = [{"kind": "file", "value": settings["app_dir"].rstrip("/") + "/artisan",
+                "msg": "%s/artisan does not exist: set queue_workers_app_dir to the Laravel app root" % settings["app_dir"].rstrip("/")}]
+    if not settings.get("php_on_path"):
+        require.append({"kind": "executable", "value": settings["php"],
+                        "msg": "php %s is not an executable file: set queue_workers_php to php's absolute path" % settings["php"]})
+    users = []
+    for worker in present:
+        user = worker.get("user") or settings["user"]
+        if user not in users:
+            users.append(user)
+    for user in users:
+        require.append({"kind": "user", "value": user,
+                        "msg": "user %s does not exist: create it, or set queue_workers_user (or the worker's user)" % user})
+    for key, tool in (("nice", "nice"), ("ionice_class", "ionice")):
+        if any(w.get(key) is not None for w in present):
+            path = settings.get(tool) or tool
+            require.append({"kind": "executable", "value": path,
+                            "msg": "%s is not an executable file, but a worker sets %s: install it (coreutils/util-linux), "
+                                   "set queue_workers_%s_path, or remove %s from the workers" % (path, key, tool, key)})
+    directories = []
+    for worker in present:
+        folder = log_path(worker, settings).rsplit("/", 1)[0] or "/"
+        owner = worker.get("user") or settings["user"]
+        if folder not in [d["path"] for d in directories]:
+            directories.append({"path": folder, "owner": owner, "mode": "0755"})
+    return {"require": require, "directories": directories}

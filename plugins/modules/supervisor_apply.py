@@ -10,35 +10,61 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 ---
 module: supervisor_apply
-short_description: Apply supervisor program changes with reread and update, undoing files supervisor refuses
+short_description: Apply supervisor program changes group by group, wait for RUNNING, and roll back what fails
 version_added: "0.1.0"
 description:
-  - Runs C(supervisorctl reread), then C(supervisorctl update). New groups are added, changed groups
-    restart, removed groups stop, and every other group keeps running. supervisord itself is never
-    restarted or reloaded.
-  - When supervisor refuses the config (C(CANT_REREAD)) and O(rollback) lists the files this run
-    wrote, each is put back as it was (its backup restored, or a new file removed), supervisor is
-    asked again, and the module fails with supervisor's message. Nothing was applied, so every
-    running program is left as it was.
-  - When supervisor still refuses the config without those files, the broken file is not one this
-    run wrote, and the module fails naming it (until it is fixed, supervisor can add or change no program
-    on the host). Use O(check_only) before writing anything to find that out first.
+  - The handler of M(elms.queue_workers.supervisor_programs). Through supervisord's XML-RPC interface (what
+    C(supervisorctl) itself uses), and only for the programs in O(programs), it does what C(reread) and
+    C(update) do - added groups are added, changed groups are stopped (each running job finishes within the
+    program's C(stopwaitsecs)) and added again with their new config, removed groups are stopped and removed.
+    Every other group, and supervisord itself, is left alone; supervisord is never restarted or reloaded.
+  - A supervisord that does not answer is started through its service (O(service)), never restarted.
+  - Processes of a C(started) program that are C(STOPPED), C(EXITED) or C(FATAL) are started; a C(stopped)
+    program's processes are stopped. Orphans of these programs (processes no supervisord manages, left by a
+    supervisord that died) are sent SIGTERM, so that a running job finishes, and their process group is killed
+    only after the program's C(stopwaitsecs).
+  - Then it waits (at most O(wait_timeout) seconds) until every process of the C(started) programs is RUNNING.
+  - When supervisor refuses the config because of a file in O(rollback), every file in O(rollback) is put back
+    as it was and nothing is applied. When a changed program does not reach RUNNING, its previous version (and
+    any file removed in the same run) is put back and applied, and the module waits for the old version to run
+    again, then fails naming the program, the reason (its log's last lines) and that the previous version runs.
+    A new program has no previous version; it is stopped and reported.
+  - Returns the process ids before and after, per program.
 author:
   - eLMS infrastructure team (@elms-platform)
 options:
-  supervisorctl_path:
-    description: The supervisorctl to run (see M(elms.queue_workers.supervisor_facts)).
-    type: path
-    required: true
   config_file:
-    description: The supervisord config, passed as C(-c) so supervisorctl reaches the right server.
+    description: The supervisord config (see RV(elms.queue_workers.supervisor_programs#module:supervisor)).
     type: path
     required: true
+  service:
+    description: The service that runs supervisord, started when supervisord does not answer.
+    type: str
+  programs:
+    description: The programs to apply, as returned by M(elms.queue_workers.supervisor_programs) in RV(elms.queue_workers.supervisor_programs#module:apply).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Program (group) name.
+        type: str
+        required: true
+      state:
+        description: Desired state.
+        type: str
+        choices: [started, stopped, absent]
+        default: started
+      stopwaitsecs:
+        description: Longest time an orphan of this program may take to stop after SIGTERM.
+        type: int
+        default: 10
+      action:
+        description: What the write step did (C(added), C(changed), C(removed), ...); decides what a failure rolls back.
+        type: str
+        default: pending
   rollback:
-    description:
-      - Files this run wrote, to undo if supervisor refuses the config.
-      - C(backup) is the copy of the previous version (as returned by M(ansible.builtin.copy) with
-        C(backup=true)), or null when the file is new.
+    description: Files written or removed for these programs, with their kept previous version (null when new).
     type: list
     elements: dict
     default: []
@@ -48,216 +74,439 @@ options:
         type: path
         required: true
       backup:
-        description: Its previous version, or null for a new file.
+        description: The kept previous version, or null.
         type: path
-  check_only:
-    description:
-      - Only check that supervisor can read its config (a C(reread), which applies nothing), and list
-        the program groups it knows in RV(groups). Changes nothing.
+      new:
+        description: Whether the file did not exist before.
+        type: bool
+        default: false
+  wait_timeout:
+    description: Seconds to wait for the processes of started programs to be RUNNING.
+    type: int
+    default: 60
+  stop_orphans:
+    description: Stop orphaned processes of these programs.
     type: bool
-    default: false
+    default: true
+  recycle_command:
+    description:
+      - Instead of applying, run this command (argv), which asks the programs to exit when their current work is done
+        (C(artisan queue:restart)), and wait (at most O(wait_timeout) seconds) until every process of the C(started)
+        programs in O(programs) runs under a new pid. A process still busy when the wait ends is reported in
+        RV(recycled), not failed (it recycles after its job).
+    type: list
+    elements: str
+  recycle_chdir:
+    description: The directory O(recycle_command) runs in.
+    type: path
 attributes:
   check_mode:
     support: full
-    description: In check mode only C(reread) runs, which applies nothing.
+    description: Reports what supervisord would be asked to do (from C(reloadConfig), which applies nothing).
   diff_mode:
     support: none
-    description: The files themselves are diffed by the tasks that write them.
+    description: M(elms.queue_workers.supervisor_programs) shows the file changes.
+seealso:
+  - module: elms.queue_workers.supervisor_programs
 """
 
 EXAMPLES = r"""
-- name: Write a program file, keeping the previous version
-  ansible.builtin.copy:
-    content: "{{ program_text }}"
-    dest: /etc/supervisor/conf.d/worker.conf
-    backup: true
-  register: program_file
-
-- name: Apply it; put the old file back if supervisor refuses it
+# A handler, notified by elms.queue_workers.supervisor_programs registered as programs_result:
+- name: Apply program changes
   elms.queue_workers.supervisor_apply:
-    supervisorctl_path: "{{ ansible_facts.supervisor.supervisorctl_path }}"
-    config_file: "{{ ansible_facts.supervisor.config_file }}"
-    rollback:
-      - path: "{{ program_file.dest }}"
-        backup: "{{ program_file.backup_file | default(omit) }}"
+    config_file: "{{ programs_result.supervisor.config_file }}"
+    service: "{{ programs_result.supervisor.service_name | default(omit, true) }}"
+    programs: "{{ programs_result.apply }}"
+    rollback: "{{ programs_result.rollback }}"
+    wait_timeout: 60
+
+- name: Recycle the workers gracefully after a code deploy, and wait until each runs under a new pid
+  elms.queue_workers.supervisor_apply:
+    config_file: /etc/supervisor/supervisord.conf
+    programs: [{name: elms-default-worker}, {name: elms-video-worker}]
+    recycle_command: [runuser, -u, www-data, --, /usr/bin/php, artisan, queue:restart]
+    recycle_chdir: /var/www/html
+    wait_timeout: 120
 """
 
 RETURN = r"""
-reread:
-  description: What reread reported, by kind.
+supervisord_started:
+  description: Whether supervisord did not answer and was started through its service.
   returned: always
-  type: dict
-  contains:
-    available:
-      description: New groups.
-      type: list
-      elements: str
-    changed:
-      description: Groups whose config changed.
-      type: list
-      elements: str
-    disappeared:
-      description: Groups whose config is gone.
-      type: list
-      elements: str
-update:
-  description: What update did, by kind (empty in check mode and with O(check_only)).
+  type: bool
+added:
+  description: Groups added.
   returned: always
-  type: dict
-  contains:
-    added:
-      description: Groups added and started.
-      type: list
-      elements: str
-    updated:
-      description: Groups stopped and started again with their new config.
-      type: list
-      elements: str
-    removed:
-      description: Groups stopped and removed.
-      type: list
-      elements: str
-groups:
-  description: Every program group supervisor knows (with O(check_only)).
-  returned: with O(check_only)
   type: list
   elements: str
-restored:
-  description: Files put back after supervisor refused the config.
-  returned: on failure
+updated:
+  description: Groups stopped and added again with their new config.
+  returned: always
   type: list
   elements: str
-refused_file:
-  description: The file supervisor named when it refused the config.
-  returned: on failure
-  type: str
+removed:
+  description: Groups stopped and removed.
+  returned: always
+  type: list
+  elements: str
+started:
+  description: Processes that were down and were started.
+  returned: always
+  type: list
+  elements: str
+stopped:
+  description: Processes stopped because their program is C(stopped).
+  returned: always
+  type: list
+  elements: str
+orphans:
+  description: Orphaned processes stopped, with the signal that ended them (C(TERM) or C(KILL)) and how long it took.
+  returned: always
+  type: list
+  elements: dict
+pids:
+  description: Per program, C(before) and C(after), each a map of process name to pid (null when not running).
+  returned: always
+  type: dict
+not_running:
+  description: Per program that did not reach RUNNING, its processes' states and the last lines of its log.
+  returned: always
+  type: dict
+rolled_back:
+  description: Files put back (the previous version restored, or a new file removed).
+  returned: always
+  type: list
+  elements: str
+recycled:
+  description:
+    - With O(recycle_command), per process, C(recycled) (RUNNING under a new pid), C(busy) (the same pid still RUNNING,
+      still in its job) or its state (C(FATAL), C(STOPPED), ...; C(gone) when supervisord no longer has it).
+  type: dict
+  returned: with O(recycle_command)
 """
 
 import os
-import re
+import shutil
+import threading
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-C_ENV = {"LC_ALL": "C", "LANG": "C"}
-_REREAD_RE = re.compile(r"^(\S+): (available|changed|disappeared)$")
-_UPDATE_RE = re.compile(r"^(\S+): (added|updated|removed) process group$")
-_FILE_RE = re.compile(r"(?:parsing errors: |file: )'([^']+)'")
+from ansible_collections.elms.queue_workers.plugins.module_utils import orphans as orphan_procs
+from ansible_collections.elms.queue_workers.plugins.module_utils import program_state as state
+from ansible_collections.elms.queue_workers.plugins.module_utils import supervisor_layout as layout
+from ansible_collections.elms.queue_workers.plugins.module_utils import supervisor_rpc as rpc
+
+POLL = 1.0
 
 
-def _groups_by_kind(stdout, pattern, kinds):
-    """{kind: [group, ...]} from lines 'GROUP: KIND ...' that match pattern."""
-    found = dict((kind, []) for kind in kinds)
-    for line in stdout.splitlines():
-        match = pattern.match(line.strip())
-        if match:
-            found[match.group(2)].append(match.group(1))
+def connect(config_file):
+    try:
+        return rpc.connect(config_file)
+    except layout.LayoutError as exc:
+        raise rpc.RPCError(None, str(exc))
+
+
+def start_service(module, service, config_file, timeout=60):
+    """Start supervisord through its service manager (a start, never a restart) and wait until it answers."""
+    systemctl = module.get_bin_path("systemctl")
+    if systemctl and os.path.isdir("/run/systemd/system"):
+        argv = [systemctl, "start", service]
+    else:
+        argv = [module.get_bin_path("service") or "service", service, "start"]
+    rc, out, err = module.run_command(argv, environ_update={"LC_ALL": "C"})
+    if rc != 0:
+        return "'%s' failed (%d): %s" % (" ".join(argv), rc, (err or out).strip())
+    deadline = time.time() + timeout
+    while True:
+        try:
+            client = connect(config_file)
+            if client.state() == "RUNNING":
+                return None
+        except (rpc.RPCError, IOError, OSError) as exc:
+            last = str(getattr(exc, "message", exc))
+        else:
+            last = "supervisord is not RUNNING yet"
+        if time.time() > deadline:
+            return "supervisord did not answer within %d s after '%s': %s" % (timeout, " ".join(argv), last)
+        time.sleep(POLL)
+
+
+def pids_by_group(client, names):
+    found = dict((name, {}) for name in names)
+    for info in client.processes():
+        if info["group"] in found:
+            found[info["group"]]["%s:%s" % (info["group"], info["name"])] = info.get("pid") or None
     return found
 
 
-def parse_reread(stdout):
-    return _groups_by_kind(stdout, _REREAD_RE, ("available", "changed", "disappeared"))
-
-
-def parse_update(stdout):
-    return _groups_by_kind(stdout, _UPDATE_RE, ("added", "updated", "removed"))
-
-
-def parse_avail(stdout):
-    """The program group names supervisor knows (from 'avail' lines 'GROUP:PROCESS in use auto 999:999')."""
-    groups = []
-    for line in stdout.splitlines():
-        fields = line.split()
-        if len(fields) >= 2 and fields[1] in ("in", "avail"):
-            group = fields[0].split(":")[0]
-            if group not in groups:
-                groups.append(group)
-    return groups
-
-
-def refusal(rc, stdout, stderr):
-    """supervisor's message when it refuses the config, else None."""
-    text = (stdout + "\n" + stderr).strip()
-    if rc != 0 or "ERROR" in stdout or "CANT_REREAD" in text:
-        return text or "supervisorctl exited %d without a message" % rc
-    return None
-
-
-def refused_file(message):
-    match = _FILE_RE.search(message or "")
-    return match.group(1) if match else None
-
-
 def restore(entries):
-    """Put each file back as it was before this run; returns the paths restored."""
+    """Put each file back as it was before the write step; returns the paths restored."""
     restored = []
     for entry in entries:
         path, backup = entry["path"], entry.get("backup")
-        if backup:
-            os.rename(backup, path)
-        elif os.path.exists(path):
+        if backup and os.path.exists(backup):
+            shutil.copyfile(backup, path)
+            os.chmod(path, 0o644)
+            os.unlink(backup)
+            restored.append(path)
+        elif entry.get("new") and os.path.exists(path):
             os.unlink(path)
-        restored.append(path)
+            restored.append(path)
     return restored
+
+
+def forget_backups(entries):
+    for entry in entries:
+        if entry.get("backup") and os.path.exists(entry["backup"]):
+            os.unlink(entry["backup"])
+
+
+def reapply(client, names, result):
+    """Make supervisord run what the files now say for these groups (reloadConfig, then stop/remove/add)."""
+    added, changed, removed = client.reload_config()
+    for name in names:
+        if name in removed or name in changed:
+            client.stop_group(name)
+            client.remove_group(name)
+            (result["removed"] if name in removed else result["updated"]).append(name)
+        if name in added or name in changed:
+            client.add_group(name)
+            if name in added:
+                result["added"].append(name)
+
+
+def wait_running(client, names, timeout):
+    """Wait until every process of these groups is RUNNING; returns {group: [(process, state, spawnerr)]} of the rest.
+
+    A FATAL process is not waited for: supervisor gave up on it.
+    """
+    deadline = time.time() + timeout
+    while True:
+        pending = {}
+        for info in client.processes():
+            if info["group"] in names and info["statename"] != "RUNNING":
+                pending.setdefault(info["group"], []).append(
+                    ("%s:%s" % (info["group"], info["name"]), info["statename"], info.get("spawnerr") or ""))
+        waiting = [g for g, procs in pending.items() if any(s not in ("FATAL",) + tuple(state.DOWN_STATES) for _p, s, _e in procs)]
+        if not waiting or time.time() > deadline:
+            return pending
+        time.sleep(POLL)
+
+
+def log_tail(client, process, lines=15):
+    try:
+        text = client.log_tail(process, 4000)
+    except rpc.RPCError:
+        return []
+    return text.splitlines()[-lines:]
+
+
+def wait_recycled(module, client, before, timeout):
+    deadline = time.time() + timeout
+    while True:
+        current = dict(("%s:%s" % (i["group"], i["name"]), i) for i in client.processes())
+        report = {}
+        for name, pid in before.items():
+            info = current.get(name)
+            if info is None:
+                report[name] = "gone"
+            elif info["statename"] == "RUNNING" and info.get("pid") and info["pid"] != pid:
+                report[name] = "recycled"
+            elif info["statename"] == "RUNNING":
+                report[name] = "busy"
+            else:
+                report[name] = info["statename"]
+        if all(v == "recycled" for v in report.values()) or time.time() > deadline:
+            return report
+        time.sleep(POLL)
+
+
+def recycle(module, client, params, before, result):
+    started = [p["name"] for p in params["programs"] if p["state"] == "started"]
+    old = dict((process, pid) for name in started for process, pid in before.get(name, {}).items())
+    result["pids"] = dict((n, {"before": before.get(n, {}), "after": before.get(n, {})}) for n in started)
+    if module.check_mode:
+        result["changed"] = True
+        module.exit_json(**result)
+    rc, out, err = module.run_command(params["recycle_command"], cwd=params["recycle_chdir"])
+    if rc != 0:
+        module.fail_json(msg="'%s' failed (%d): %s" % (" ".join(params["recycle_command"]), rc, (err or out).strip()),
+                         **result)
+    result["changed"] = True
+    result["recycled"] = wait_recycled(module, client, old, params["wait_timeout"])
+    result["pids"] = dict((n, {"before": before.get(n, {}), "after": p}) for n, p in pids_by_group(client, started).items())
+    down = dict((p, s) for p, s in result["recycled"].items() if s not in ("recycled", "busy"))
+    if down:
+        module.fail_json(msg="after '%s' these worker processes are not running: %s" % (
+            " ".join(params["recycle_command"]), ", ".join("%s %s" % kv for kv in sorted(down.items()))), **result)
+    module.exit_json(**result)
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            supervisorctl_path=dict(type="path", required=True),
             config_file=dict(type="path", required=True),
+            service=dict(type="str"),
+            programs=dict(type="list", elements="dict", default=[], options=dict(
+                name=dict(type="str", required=True),
+                state=dict(type="str", default="started", choices=list(state.DESIRED_STATES)),
+                stopwaitsecs=dict(type="int", default=10),
+                action=dict(type="str", default="pending"),
+            )),
             rollback=dict(type="list", elements="dict", default=[], options=dict(
                 path=dict(type="path", required=True),
                 backup=dict(type="path"),
+                new=dict(type="bool", default=False),
             )),
-            check_only=dict(type="bool", default=False),
+            wait_timeout=dict(type="int", default=60),
+            stop_orphans=dict(type="bool", default=True),
+            recycle_command=dict(type="list", elements="str"),
+            recycle_chdir=dict(type="path"),
         ),
         supports_check_mode=True,
     )
-    base = [module.params["supervisorctl_path"], "-c", module.params["config_file"]]
-    result = dict(changed=False, reread=parse_reread(""), update=parse_update(""))
+    params = module.params
+    programs = dict((p["name"], p) for p in params["programs"])
+    names = sorted(programs)
+    result = dict(changed=False, supervisord_started=False, added=[], updated=[], removed=[], started=[], stopped=[],
+                  orphans=[], pids={}, not_running={}, rolled_back=[])
 
-    def reread():
-        rc, out, err = module.run_command(base + ["reread"], environ_update=C_ENV)
-        return refusal(rc, out, err), out
+    try:
+        client = connect(params["config_file"])
+        client.state()
+    except rpc.RPCError as exc:
+        if params["recycle_command"]:
+            module.fail_json(msg="supervisord does not answer: %s" % exc.message, **result)
+        if not params["service"]:
+            module.fail_json(msg="supervisord does not answer (%s) and no service is known to start it: set service"
+                             % exc.message, **result)
+        result["changed"] = result["supervisord_started"] = True
+        if module.check_mode:
+            module.exit_json(**result)
+        problem = start_service(module, params["service"], params["config_file"])
+        if problem:
+            module.fail_json(msg="supervisord was not running and could not be started: %s" % problem, **result)
+        client = connect(params["config_file"])
 
-    message, out = reread()
-    if message:
-        bad = result["refused_file"] = refused_file(message)
-        written = [entry["path"] for entry in module.params["rollback"]]
-        if written and not module.check_mode:
-            result["restored"] = restore(module.params["rollback"])
-            again, _out = reread()
-            if not again:
-                module.fail_json(msg=(
-                    "supervisor refused the program file(s) this run wrote: %s. They were put back as they were (%s); "
-                    "nothing was applied and every running program was left as it was." % (message, ", ".join(written))),
-                    **result)
-            message = again
-        put_back = " The files this run wrote were put back as they were." if result.get("restored") else ""
+    before = pids_by_group(client, names)
+    if params["recycle_command"]:
+        recycle(module, client, params, before, result)
+
+    # Orphans get SIGTERM now and finish their jobs while the programs are applied.
+    orphan_thread, orphan_report = None, []
+    if params["stop_orphans"] and names and not module.check_mode:
+        found = orphan_procs.find_orphans(set(names))
+        if found:
+            waits = dict((n, p["stopwaitsecs"]) for n, p in programs.items())
+
+            def stop():
+                orphan_report.extend(orphan_procs.stop_orphans(found, waits))
+            orphan_thread = threading.Thread(target=stop)
+            orphan_thread.start()
+            result["changed"] = True
+
+    try:
+        added, changed, removed = client.reload_config()
+    except rpc.RPCError as exc:
+        if exc.code != rpc.CANT_REREAD:
+            module.fail_json(msg="supervisord answered with an error: %s" % exc.message, **result)
+        written = [e["path"] for e in params["rollback"]]
+        if written and not module.check_mode and any(path in exc.message for path in written):
+            result["rolled_back"] = restore(params["rollback"])
+            module.fail_json(msg=(
+                "supervisor refused the program file(s) this run wrote: %s. They were put back as they were (%s); "
+                "nothing was applied and every running program was left as it was." % (exc.message, ", ".join(written))),
+                **result)
         module.fail_json(msg=(
-            "supervisor cannot read its config: %s. %s is not a file this collection wrote: fix or remove it. Until "
-            "then supervisor can add or change no program on this host, and a restart of supervisord would stop "
-            "every program.%s" % (message, bad or "The file it names", put_back)),
-            **result)
+            "supervisor cannot read its config: %s. That is not a file of these programs: fix or remove it. Until then "
+            "supervisor can add or change no program on this host." % exc.message), **result)
 
-    result["reread"] = parse_reread(out)
-    if module.params["check_only"]:
-        rc, out, err = module.run_command(base + ["avail"], environ_update=C_ENV)
-        result["groups"] = parse_avail(out)
-        module.exit_json(**result)
     if module.check_mode:
-        result["changed"] = any(result["reread"].values())
+        result["updated"] = [n for n in names if n in changed]
+        result["added"] = [n for n in names if n in added]
+        result["removed"] = [n for n in names if n in removed]
+        result["changed"] = result["changed"] or any((result["updated"], result["added"], result["removed"]))
         module.exit_json(**result)
 
-    rc, out, err = module.run_command(base + ["update"], environ_update=C_ENV)
-    message = refusal(rc, out, err)
-    if message:
-        module.fail_json(msg="supervisorctl update failed: %s" % message, **result)
-    result["update"] = parse_update(out)
-    result["changed"] = any(result["update"].values())
-    for entry in module.params["rollback"]:
-        if entry.get("backup") and os.path.exists(entry["backup"]):
-            os.unlink(entry["backup"])  # applied: the old version is no longer needed
+    try:
+        for name in names:
+            if name in removed or name in changed:
+                client.stop_group(name)
+                client.remove_group(name)
+                (result["removed"] if name in removed else result["updated"]).append(name)
+            if name in added or name in changed:
+                client.add_group(name)
+                if name in added:
+                    result["added"].append(name)
+        current = dict(("%s:%s" % (i["group"], i["name"]), i) for i in client.processes())
+        for process, info in sorted(current.items()):
+            program = programs.get(info["group"])
+            if program is None:
+                continue
+            if program["state"] == "started" and info["statename"] in state.DOWN_STATES:
+                try:
+                    client.start_process(process, wait=False)
+                except rpc.RPCError as exc:
+                    if exc.code != rpc.ALREADY_STARTED:
+                        raise
+                result["started"].append(process)
+            elif program["state"] == "stopped" and info["statename"] not in state.DOWN_STATES:
+                client.stop_process(process)
+                result["stopped"].append(process)
+    except rpc.RPCError as exc:
+        module.fail_json(msg="supervisord refused a step: %s" % exc.message, **result)
+    result["changed"] = result["changed"] or any(
+        result[k] for k in ("added", "updated", "removed", "started", "stopped"))
+
+    running = [n for n in names if programs[n]["state"] == "started"]
+    failing = wait_running(client, set(running), params["wait_timeout"]) if running else {}
+    for group, procs in sorted(failing.items()):
+        result["not_running"][group] = {
+            "states": dict((p, s) for p, s, _e in procs),
+            "spawnerr": sorted(set(e for _p, _s, e in procs if e)),
+            "log": log_tail(client, procs[0][0]),
+        }
+
+    if failing:
+        changed_now = [g for g in failing if programs[g]["action"] in ("changed", "pending")]
+        files_back = [e for e in params["rollback"] if not e.get("new") and e.get("backup")]
+        new_now = [g for g in failing if programs[g]["action"] == "added"]
+        try:
+            if files_back:
+                result["rolled_back"] = restore(files_back)
+                reapply(client, names, {"added": [], "updated": [], "removed": []})
+            for group in new_now:
+                client.stop_group(group)
+            old_running = wait_running(client, set(g for g in changed_now), params["wait_timeout"])
+        except rpc.RPCError as exc:
+            module.fail_json(msg="rolling back failed: %s" % exc.message, **result)
+        result["pids"] = dict((n, {"before": before.get(n, {}), "after": p}) for n, p in pids_by_group(client, names).items())
+        parts = []
+        for group in sorted(failing):
+            info = result["not_running"][group]
+            reason = "; ".join(info["spawnerr"]) or " | ".join(info["log"][-5:]) or "no log output"
+            if group in changed_now and files_back and group not in old_running:
+                outcome = "its previous version was put back and runs again"
+            elif group in changed_now and files_back:
+                outcome = "its previous version was put back but does not run either"
+            elif group in new_now:
+                outcome = "it is new, so there is no previous version: it was stopped"
+            else:
+                outcome = "there is no previous version to go back to"
+            parts.append("%s did not reach RUNNING within %d s (%s): %s; %s" % (
+                group, params["wait_timeout"], ", ".join("%s %s" % kv for kv in sorted(info["states"].items())),
+                reason, outcome))
+        if orphan_thread:
+            orphan_thread.join()
+            result["orphans"] = orphan_report
+        module.fail_json(msg="; ".join(parts), **result)
+
+    forget_backups(params["rollback"])
+    if orphan_thread:
+        orphan_thread.join()
+        result["orphans"] = orphan_report
+    result["pids"] = dict((n, {"before": before.get(n, {}), "after": p}) for n, p in pids_by_group(client, names).items())
     module.exit_json(**result)
 
 

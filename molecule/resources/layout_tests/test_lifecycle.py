@@ -67,10 +67,13 @@ def test_a_program_file_changed_by_hand_is_put_back_without_a_restart(host, supe
     assert pids(supervisor_status) == before
 
 
+FFMPEG_ROLE = "Install FFmpeg and prove it encodes HLS"
+
+
 def test_the_ffmpeg_check_is_skipped_until_the_binary_changes(host):
     rc, out = playbook("site.yml")
     assert rc == 0, out
-    assert task_status(out, "Encode one second of test video to HLS") == "skipping"
+    assert task_status(out, FFMPEG_ROLE) == "skipping"
     # A replaced binary (a new mtime is enough) is checked again, and the stamp follows it.
     host.check_output("touch /usr/bin/ffmpeg")
     rc, out = playbook("site.yml")
@@ -79,7 +82,7 @@ def test_the_ffmpeg_check_is_skipped_until_the_binary_changes(host):
     stamp = host.file("/var/lib/elms-queue-workers/ffmpeg-hls-verified").content_string
     assert stamp == "/usr/bin/ffmpeg:%d:%d" % (host.file("/usr/bin/ffmpeg").size, host.file("/usr/bin/ffmpeg").mtime.timestamp())
     rc, out = playbook("site.yml")
-    assert task_status(out, "Encode one second of test video to HLS") == "skipping"
+    assert task_status(out, FFMPEG_ROLE) == "skipping"
 
 
 # (extra vars, words the error must contain). Each must fail before anything changes.
@@ -183,7 +186,7 @@ def test_a_broken_file_of_someone_else_blocks_the_deploy_before_anything_changes
         files, before = program_files(host), pids(supervisor_status)
         rc, out = playbook("site.yml", [dict(DEFAULT_WORKER, sleep=5), VIDEO_WORKER], "--tags", "queue_workers")
         assert rc != 0
-        assert "%s is not a file this collection wrote" % broken in out
+        assert "supervisor cannot read its config" in out and broken in out and "Nothing was written" in out
         assert program_files(host) == files
         assert pids(supervisor_status) == before
     finally:
@@ -200,7 +203,7 @@ def test_a_worker_dropped_from_the_list_is_stopped_and_its_file_removed(host, su
 def test_a_worker_named_like_a_program_it_does_not_manage_is_refused(host, supervisor_status):
     rc, out = playbook("site.yml", [dict(DEFAULT_WORKER, sleep=4), dict(VIDEO_WORKER, name="admin-heartbeat")],
                        "--tags", "queue_workers")
-    assert rc != 0 and "admin-heartbeat, which supervisor already runs from a file this collection did not write" in out
+    assert rc != 0 and "admin-heartbeat%s is a program file of someone else" % EXPECT["extension"] in out
     assert "[program:admin-heartbeat]\ncommand=/bin/sleep infinity" in host.file(
         "%s/admin-heartbeat%s" % (EXPECT["include_dir"], EXPECT["extension"])).content_string
 
@@ -239,21 +242,6 @@ def test_restart_playbook_recycles_every_worker_gracefully(supervisor_status):
     assert all(after[p][0] == "RUNNING" and after[p][1] != before[p] for p in workers)
     assert after["admin-heartbeat"][1] == before["admin-heartbeat"]
     assert "All 3 worker processes run the new code" in out
-
-
-def test_a_worker_that_cannot_start_fails_the_deploy_with_its_log(supervisor_status):
-    # queue:work refuses an unknown option at once: the worker dies at every start.
-    broken = dict(DEFAULT_WORKER, extra_args=["--no-such-option"])
-    rc, out = playbook("site.yml", [broken, VIDEO_WORKER], "-e", "queue_workers_wait_timeout=12")
-    assert rc != 0, out
-    assert "should be RUNNING within 12 s" in out
-    assert "no-such-option" in out.split("should be RUNNING within", 1)[1], out
-    states = supervisor_status()
-    assert states[VIDEO_PROC][0] == "RUNNING"
-    # The next good deploy brings it back.
-    rc, out = playbook("site.yml")
-    assert rc == 0, out
-    assert all(supervisor_status()[p][0] == "RUNNING" for p in DEFAULT_PROCS)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -1,6 +1,8 @@
 """Worker definitions become exactly the supervisor program the eLMS guide describes."""
 
 import configparser
+import os
+import pwd
 import shlex
 
 import pytest
@@ -94,7 +96,104 @@ def test_percent_is_escaped_for_supervisor_expansion():
 
 def test_environment_values_are_quoted():
     worker = dict(DEFAULT_WORKER, environment={"APP_ENV": "production", "GREETING": 'say "hi", ok'})
-    assert parsed(worker)["environment"] == 'APP_ENV="production",GREETING="say \\"hi\\", ok"'
+    assert parsed(worker)["environment"] == 'APP_ENV="production",GREETING=\'say "hi", ok\''
+
+
+def supervisor_environments(tmp_path, environment):
+    """The environment supervisord itself gives each process of a rendered program.
+
+    The program file is included from a supervisord.conf, as on a host, so it goes
+    through supervisor's whole reading: RawConfigParser with inline comments, the
+    %(here)s replacement of included files, the %-expansion, dict_of_key_value_pairs.
+    """
+    options_module = pytest.importorskip("supervisor.options")
+    user = pwd.getpwuid(os.getuid()).pw_name
+    settings = dict(SETTINGS, app_dir=str(tmp_path), user=user)
+    worker = dict(DEFAULT_WORKER, log=str(tmp_path / "worker.log"), environment=environment)
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "worker.conf").write_text(wp.render_program(worker, settings), encoding="utf-8")
+    (tmp_path / "supervisord.conf").write_text("[supervisord]\n[include]\nfiles = conf.d/*.conf\n")
+    options = options_module.ServerOptions()
+    options.configfile = str(tmp_path / "supervisord.conf")
+    options.process_config(do_usage=False)
+    return [process.environment for group in options.process_group_configs for process in group.process_configs]
+
+
+# Values supervisor's environment= can carry, each read back exactly by supervisor.
+CARRIED_VALUES = [
+    pytest.param('say "hi"!', id="double-quotes"),
+    pytest.param("it's", id="single-quote"),
+    pytest.param("C:\\path\\to", id="backslashes"),
+    pytest.param("ends with a backslash\\", id="trailing-backslash"),
+    pytest.param('a\\"b', id="backslash-before-double-quote"),
+    pytest.param("a\\'b", id="backslash-before-single-quote"),
+    pytest.param("a,b,c", id="commas"),
+    pytest.param("100% %s %% %(ENV_HOME)s %(program_name)s", id="percent"),
+    pytest.param("a=b==c", id="equals"),
+    pytest.param("  leading and trailing  ", id="spaces"),
+    pytest.param("a#b;c#", id="hash-and-semicolon-without-space"),
+    pytest.param("#start;", id="hash-first"),
+    pytest.param(";start", id="semicolon-first"),
+    pytest.param("Grüße, 日本語 ✓", id="non-ascii"),
+    pytest.param("", id="empty"),
+    pytest.param(" ", id="only-a-space"),
+    pytest.param("a\tb\t", id="tabs"),
+    pytest.param("redis://user:p@ss@host:6379/0?x=1&y=$HOME|`id`", id="url-and-shell-characters"),
+    pytest.param("a\x0bb\x0cc\x85d\u2028e", id="other-control-and-separator-characters"),
+    pytest.param(42, id="number"),
+    pytest.param(True, id="boolean"),
+]
+
+
+@pytest.mark.parametrize("value", CARRIED_VALUES)
+def test_environment_value_reaches_the_worker_exactly(tmp_path, value):
+    environment = {"APP_ENV": "production", "VALUE": value, "Z_LAST": "z"}
+    assert wp.worker_errors([dict(DEFAULT_WORKER, environment=environment)], default_user="www-data") == []
+    expected = dict((key, str(item)) for key, item in environment.items())
+    assert supervisor_environments(tmp_path, environment) == [expected, expected]
+
+
+def test_all_carried_values_together_reach_the_worker(tmp_path):
+    environment = dict(("KEY_%02d" % index, param.values[0]) for index, param in enumerate(CARRIED_VALUES))
+    expected = dict((key, str(item)) for key, item in environment.items())
+    assert supervisor_environments(tmp_path, environment) == [expected, expected]
+
+
+# Values supervisor's environment= cannot carry, and the words their error must contain.
+REFUSED_VALUES = [
+    pytest.param("it's \"quoted\"", "contains both ' and \"", id="both-quotes"),
+    pytest.param('"quoted"', "starts or ends with a quote", id="double-quoted"),
+    pytest.param("'quoted'", "starts or ends with a quote", id="single-quoted"),
+    pytest.param('ends with "', "starts or ends with a quote", id="ends-with-double-quote"),
+    pytest.param("'starts with a single quote", "starts or ends with a quote", id="starts-with-single-quote"),
+    pytest.param("a ;b", "contains whitespace followed by ';' or '#'", id="space-semicolon"),
+    pytest.param("a #b", "contains whitespace followed by ';' or '#'", id="space-hash"),
+    pytest.param("a\t#b", "contains whitespace followed by ';' or '#'", id="tab-hash"),
+    pytest.param("a\xa0;b", "contains whitespace followed by ';' or '#'", id="nbsp-semicolon"),
+    pytest.param("a\nb", "contains a line break", id="newline"),
+    pytest.param("a\rb", "contains a line break", id="carriage-return"),
+    pytest.param("a\0b", "contains a NUL character", id="nul"),
+    pytest.param("%(here)s/cache", "contains '%(here)s'", id="here-expansion"),
+]
+
+
+@pytest.mark.parametrize("value, message", REFUSED_VALUES)
+def test_environment_value_supervisor_cannot_carry_is_refused(value, message):
+    worker = {"name": "x", "queue": "q", "environment": {"APP_ENV": "production", "API_KEY": value}}
+    errors = wp.worker_errors([DEFAULT_WORKER, worker], default_user="www-data")
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("queue_workers_programs[1] (x).environment.API_KEY " + message), errors
+    assert ": " in errors[0].split(message, 1)[1], errors  # ... and says what to do
+    assert wp.environment_problem(value) is not None
+
+
+@pytest.mark.parametrize("value, message", [param for param in REFUSED_VALUES if param.id != "nul"])
+def test_refused_values_would_not_reach_the_worker(tmp_path, value, message):
+    try:
+        environments = supervisor_environments(tmp_path, {"API_KEY": value})
+    except ValueError:
+        return  # supervisor refuses the file
+    assert environments[0] != {"API_KEY": value}
 
 
 def test_supervisor_options_override_and_extend():
@@ -147,8 +246,8 @@ BAD_WORKERS = [
     pytest.param([{"name": "x", "queue": "q", "stopwaitsecs": 10}], "at least 90", id="stopwait-below-laravel-default"),
     pytest.param([{"name": "x", "queue": "q", "user": "root"}], "queue_workers_allow_root", id="root-user"),
     pytest.param([{"name": "x", "queue": "q", "sleeep": 3}], "unknown keys sleeep", id="typo-key"),
-    pytest.param([{"name": "x", "queue": "q", "state": "gone"}], "'present' or 'absent'", id="bad-state"),
-    pytest.param([{"name": "x", "queue": "q", "log": "a.log\nb"}], "line break", id="newline-in-log"),
+    pytest.param([{"name": "x", "queue": "q", "state": "gone"}], "must be one of started, present, stopped, absent", id="bad-state"),
+    pytest.param([{"name": "x", "queue": "q", "log": "a.log\nb"}], "contains a line break", id="newline-in-log"),
     pytest.param([{"name": "x", "queue": "q", "extra_args": ["--x", "a ;b"]}], "start of a comment", id="comment-in-args"),
     pytest.param([{"name": "x", "queue": "q", "environment": {"1BAD": "v"}}], "not a valid variable name", id="bad-env-key"),
     pytest.param([{"name": "x", "queue": "q", "environment": ["A=1"]}], "environment must be a mapping", id="env-not-mapping"),
@@ -178,7 +277,7 @@ def test_absent_workers_need_only_a_name():
 
 
 @pytest.mark.parametrize("settings, message", [
-    pytest.param(dict(SETTINGS, php=""), "php was not found", id="php-missing"),
+    pytest.param(dict(SETTINGS, php=""), "queue_workers_php is empty", id="php-missing"),
     pytest.param(dict(SETTINGS, php="php"), "queue_workers_php = 'php' must be an absolute path", id="php-relative"),
     pytest.param(dict(SETTINGS, app_dir="html"), "queue_workers_app_dir = 'html'", id="app-relative"),
     pytest.param(dict(SETTINGS, app_dir="/srv/a ;b"), "start of a comment", id="app-comment"),
@@ -205,20 +304,6 @@ def test_select(which, expected):
     assert [w["name"] for w in wp.select(workers, which)] == expected
 
 
-STATUS = """elms-default-worker:elms-default-worker_00   RUNNING   pid 101, uptime 0:00:05
-elms-default-worker:elms-default-worker_01   STARTING
-elms-video-worker:elms-video-worker_00       STOPPING  pid 77, uptime 1:00:00
-"""
-
-
-@pytest.mark.parametrize("running_only, expected", [
-    (False, {"elms-default-worker:elms-default-worker_00": 101, "elms-video-worker:elms-video-worker_00": 77}),
-    (True, {"elms-default-worker:elms-default-worker_00": 101}),
-])
-def test_status_pids(running_only, expected):
-    assert wp.status_pids(STATUS, running_only) == expected
-
-
 def test_video_worker_runs_at_lower_cpu_and_io_priority():
     worker = dict(VIDEO_WORKER, nice=10, ionice_class="best-effort", ionice_level=7)
     assert command_argv(worker, NICE_SETTINGS)[:8] == [
@@ -241,9 +326,9 @@ def test_bad_priorities(worker, message):
     assert any(message in e for e in wp.worker_errors([worker]))
 
 
-def test_missing_nice_is_named():
-    errors = wp.settings_errors(dict(SETTINGS, nice=""), [{"name": "v", "queue": "q", "nice": 10}])
-    assert any("nice is not installed" in e and "(v)" in e for e in errors)
+def test_a_relative_nice_path_is_named():
+    errors = wp.settings_errors(dict(SETTINGS, nice="nice"), [{"name": "v", "queue": "q", "nice": 10}])
+    assert any("queue_workers_nice_path" in e and "absolute" in e for e in errors)
 
 
 @pytest.mark.parametrize("worker, retry_after, bad", [
@@ -300,11 +385,36 @@ def test_a_bare_php_is_accepted_only_for_a_container(php, ok):
     assert wp.settings_errors(dict(SETTINGS, php="php")) != []
 
 
-def test_only_workers_whose_file_differs_are_stale():
-    from ansible_collections.elms.queue_workers.plugins.filter.queue_workers import queue_workers_stale
-    current = {"elms-default-worker": {"content": wp.render_program(DEFAULT_WORKER, SETTINGS), "mode": "0644", "uid": 0}}
-    assert queue_workers_stale([DEFAULT_WORKER, VIDEO_WORKER], current, SETTINGS) == [VIDEO_WORKER]
-    for change in ({"mode": "0666"}, {"uid": 33}, {"content": "edited by hand"}):
-        edited = {"elms-default-worker": dict(current["elms-default-worker"], **change)}
-        assert queue_workers_stale([DEFAULT_WORKER], edited, SETTINGS) == [DEFAULT_WORKER]
-    assert queue_workers_stale([dict(DEFAULT_WORKER, sleep=5)], current, SETTINGS) != []
+@pytest.mark.parametrize("worker, state", [
+    pytest.param({"name": "a", "queue": "q"}, "started", id="present-is-started"),
+    pytest.param({"name": "a", "queue": "q", "state": "started"}, "started", id="started"),
+    pytest.param({"name": "a", "queue": "q", "autostart": False}, "stopped", id="present-without-autostart-is-stopped"),
+    pytest.param({"name": "a", "queue": "q", "state": "stopped"}, "stopped", id="stopped"),
+    pytest.param({"name": "a", "state": "absent"}, "absent", id="absent"),
+])
+def test_desired_programs_carry_the_state_and_the_rendered_file(worker, state):
+    desired = wp.desired_programs([worker], SETTINGS)
+    assert [(d["name"], d["state"]) for d in desired] == [("a", state)]
+    if state != "absent":
+        assert desired[0]["content"] == wp.render_program(worker, SETTINGS)
+        assert desired[0]["stopwaitsecs"] == wp.stopwaitsecs(worker, 30)
+        assert "content" not in wp.desired_programs([worker], SETTINGS, content=False)[0]
+
+
+def test_the_marker_names_the_owner():
+    text = wp.render_program(DEFAULT_WORKER, dict(SETTINGS, owner="acme.reports"))
+    assert text.startswith("; Managed by Ansible (acme.reports). Local changes are overwritten.\n")
+    assert wp.render_program(DEFAULT_WORKER, SETTINGS).startswith(wp.MANAGED_MARKER)
+
+
+def test_host_requirements_name_the_variable_to_fix():
+    needs = wp.host_requirements([DEFAULT_WORKER, dict(VIDEO_WORKER, user="encoder", nice=10),
+                                  {"name": "gone", "state": "absent"}], NICE_SETTINGS)
+    checks = dict((r["value"], (r["kind"], r["msg"])) for r in needs["require"])
+    assert checks["/var/www/html/artisan"][0] == "file" and "queue_workers_app_dir" in checks["/var/www/html/artisan"][1]
+    assert checks["/usr/bin/php"][0] == "executable" and "queue_workers_php" in checks["/usr/bin/php"][1]
+    assert checks["www-data"][0] == "user" and checks["encoder"][0] == "user"
+    assert checks["/usr/bin/nice"][0] == "executable" and "queue_workers_nice_path" in checks["/usr/bin/nice"][1]
+    assert "/usr/bin/ionice" not in checks
+    owners = dict((d["path"], d["owner"]) for d in needs["directories"])
+    assert owners == {"/var/www/html/storage/logs": "www-data"}

@@ -1,0 +1,183 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, eLMS infrastructure team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Compare a desired set of supervisor programs with what a host has and runs.
+
+Pure functions: the modules read the host (program files, supervisord's reloadConfig
+answer, process states, orphans) and pass plain data in; what comes out says, per
+program, what is to be done and why. Nothing here reads or changes the host.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import re
+
+# The first line of every program file written for OWNER starts with this.
+MARKER = "; Managed by Ansible (%s)."
+# States in which a process needs no start: it runs, or supervisor is bringing it up.
+UP_STATES = frozenset(["RUNNING", "STARTING", "BACKOFF"])
+# States in which supervisor will not start it again by itself.
+DOWN_STATES = frozenset(["STOPPED", "EXITED", "FATAL", "UNKNOWN"])
+DESIRED_STATES = ("started", "stopped", "absent")
+
+_SECRET_RE = re.compile(r"^(environment\s*=).*$", re.MULTILINE)
+
+
+def marker(owner):
+    return MARKER % owner
+
+
+def owned_by(text, owner):
+    """Whether a program file's text was written for this owner (its first line is the marker)."""
+    return (text or "").startswith(marker(owner))
+
+
+def digest(text):
+    return hashlib.sha256((text or "").encode("utf-8")).hexdigest()
+
+
+def masked(text):
+    """A program file's text with environment values hidden, for diffs and messages."""
+    return _SECRET_RE.sub(r"\1 (values hidden)", text or "")
+
+
+def group_states(processes):
+    """{group: [{name, state, pid, spawnerr}]} from supervisor.getAllProcessInfo()."""
+    groups = {}
+    for info in processes or []:
+        groups.setdefault(info["group"], []).append({
+            "name": "%s:%s" % (info["group"], info["name"]),
+            "state": info.get("statename"),
+            "pid": info.get("pid") or None,
+            "spawnerr": info.get("spawnerr") or "",
+        })
+    return groups
+
+
+def plan(desired, files, loaded, processes, owner, purge=True, take_over=False, running=True, backed_up=()):
+    """What to do with each program, and what keeps the run from going on.
+
+    desired: [{name, content, state, mode, uid}] (state absent needs no content).
+    files: {name: {path, text, mode, uid}} of the include directory (every file with the
+      include extension; text may be None when unreadable).
+    loaded: {"added": [...], "changed": [...], "removed": [...]} from reloadConfig before
+      anything is written (groups whose file differs from what supervisord runs), or None
+      when supervisord does not run or refused its config.
+    processes: getAllProcessInfo() (empty when supervisord does not run).
+    backed_up: names of programs of this owner that have a kept previous version: a group
+      supervisord still runs whose file is gone is this owner's when it is among them (a
+      run that removed the file and stopped before applying).
+    Returns {"programs": {name: entry}, "errors": [...]} where entry has write (the file
+    must be written), remove (the file must be deleted), apply (supervisord must load the
+    group's file again: it was written now, or earlier and never applied), start / stop
+    (processes to start or stop), action (one word for people) and reasons.
+    """
+    loaded = loaded or {"added": [], "changed": [], "removed": []}
+    groups = group_states(processes)
+    result, errors = {}, []
+    wanted = {}
+    for program in desired:
+        wanted[program["name"]] = program
+    for name, program in sorted(wanted.items()):
+        state = program.get("state", "started")
+        current = files.get(name)
+        mine = current is not None and owned_by(current.get("text"), owner)
+        entry = {"write": False, "remove": False, "apply": False, "start": [], "stop": [], "reasons": [],
+                 "path": current["path"] if current else None}
+        if current is not None and not mine and not take_over and state != "absent":
+            errors.append(
+                "%s is a program file of someone else (its first line is not '%s'): rename the program, "
+                "remove that file first, or allow taking it over" % (current["path"], marker(owner)))
+            continue
+        if current is None and name in groups and state != "absent":
+            errors.append(
+                "supervisor already runs a program group named %s from a file outside the include directory: "
+                "rename the program, or remove that group first" % name)
+            continue
+        if state == "absent":
+            if current is not None and mine:
+                entry.update(remove=True, apply=True)
+                entry["reasons"].append("set to absent")
+            elif name in groups and name in loaded["removed"]:
+                entry["apply"] = True
+                entry["reasons"].append("its file is gone but supervisord still runs it")
+            result[name] = _finish(entry, groups.get(name))
+            continue
+        if current is None:
+            entry.update(write=True, apply=True)
+            entry["reasons"].append("no program file yet")
+        elif (current.get("text") != program["content"] or current.get("mode") != program.get("mode", "0644")
+              or current.get("uid") != program.get("uid", 0)):
+            entry.update(write=True, apply=True)
+            entry["reasons"].append("the file differs (%s)" % ", ".join(_differences(current, program)))
+        if running and not entry["write"] and (name in loaded["added"] or name in loaded["changed"]):
+            entry["apply"] = True
+            entry["reasons"].append("the file was written but supervisord has not applied it")
+        procs = groups.get(name, [])
+        if running and not entry["apply"]:
+            if not procs:
+                entry["apply"] = True
+                entry["reasons"].append("supervisord does not run it")
+            elif state == "started":
+                entry["start"] = [p["name"] for p in procs if p["state"] in DOWN_STATES]
+                if entry["start"]:
+                    entry["reasons"].append("%s not running (%s)" % (
+                        ", ".join(entry["start"]), ", ".join(sorted(set(p["state"] for p in procs if p["state"] in DOWN_STATES)))))
+            elif state == "stopped":
+                entry["stop"] = [p["name"] for p in procs if p["state"] not in DOWN_STATES]
+                if entry["stop"]:
+                    entry["reasons"].append("%s should be stopped" % ", ".join(entry["stop"]))
+        result[name] = _finish(entry, procs)
+    if purge:
+        for name, current in sorted(files.items()):
+            if name in wanted or not owned_by(current.get("text"), owner):
+                continue
+            entry = {"write": False, "remove": True, "apply": True, "start": [], "stop": [],
+                     "reasons": ["no longer listed"], "path": current["path"]}
+            result[name] = _finish(entry, groups.get(name))
+        for name in sorted(set(loaded["removed"]) & set(backed_up)):
+            if name not in result and name not in wanted:
+                entry = {"write": False, "remove": False, "apply": True, "start": [], "stop": [],
+                         "reasons": ["its file was removed but supervisord still runs it"], "path": None}
+                result[name] = _finish(entry, groups.get(name))
+                result[name]["action"] = "removed"
+    return {"programs": result, "errors": errors}
+
+
+def _differences(current, program):
+    found = []
+    if current.get("text") != program["content"]:
+        found.append("text")
+    if current.get("mode") != program.get("mode", "0644"):
+        found.append("mode %s, not %s" % (current.get("mode"), program.get("mode", "0644")))
+    if current.get("uid") != program.get("uid", 0):
+        found.append("owner uid %s, not %s" % (current.get("uid"), program.get("uid", 0)))
+    return found
+
+
+def _finish(entry, procs):
+    if entry["remove"]:
+        action = "removed"
+    elif entry["write"]:
+        action = "changed" if entry["path"] else "added"
+    elif entry["apply"]:
+        action = "pending"
+    elif entry["start"]:
+        action = "started"
+    elif entry["stop"]:
+        action = "stopped"
+    else:
+        action = "unchanged"
+    entry["action"] = action
+    entry["processes"] = dict((p["name"], {"state": p["state"], "pid": p["pid"]}) for p in procs or [])
+    return entry
+
+
+def needs_apply(planned, supervisord_running=True, orphans=None):
+    """Whether the handler has anything to do."""
+    if not supervisord_running or orphans:
+        return True
+    return any(e["apply"] or e["start"] or e["stop"] for e in planned["programs"].values())

@@ -1,0 +1,548 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, eLMS infrastructure team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: supervisor_programs
+short_description: Converge one owner's supervisor programs with the host's live state, in one call
+version_added: "0.2.0"
+description:
+  - Takes the desired set of supervisor programs of one owner (their file text, mode and whether each
+    should run) and compares it, in one remote call, with what the host has and runs; writes what
+    differs and reports what the handler (M(elms.queue_workers.supervisor_apply)) must apply.
+  - Finds the live supervisord, its config and its include directory the way
+    M(elms.queue_workers.supervisor_facts) does, and returns the same facts in RV(supervisor).
+  - Compares the program files (text, mode, owner) with the desired ones; asks supervisord
+    (C(reloadConfig), what C(supervisorctl reread) shows, which applies nothing) whether it runs what
+    the files say, so that a file written by an earlier run that never applied it is applied now;
+    compares each program's processes with its desired state (a C(started) program that is
+    C(STOPPED), C(EXITED) or C(FATAL) is started; a C(stopped) one that runs is stopped); notices a
+    supervisord that does not run (the handler starts it through its service); and looks for
+    processes of these programs that supervisord does not manage (orphans of a supervisord that
+    crashed or was killed; their environment names the program and their parent is no supervisord).
+  - Files are written atomically; the previous version is kept in O(backup_dir) (outside the include
+    directory, where supervisord would load it) until the handler has applied the new one, so that
+    a refused or failing version can be put back. Files of programs no longer listed are removed
+    (O(purge)), but only files whose first line is this owner's marker
+    (C(; Managed by Ansible (OWNER).)); files of anyone else are never written or removed.
+  - Every input check (O(require), name collisions with programs of someone else, a broken program
+    file of someone else that blocks supervisor) fails the module before anything is written.
+  - File texts and environment values never appear in the result; the diff hides C(environment=) values.
+author:
+  - eLMS infrastructure team (@elms-platform)
+options:
+  owner:
+    description:
+      - Who the programs belong to. Every file this module writes starts with C(; Managed by Ansible (OWNER).),
+        and only files that start so are ever changed or removed.
+    type: str
+    required: true
+  programs:
+    description: The desired programs of this owner, one file each, named C(NAME + include extension).
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: The program (and group) name, also the file name without extension.
+        type: str
+        required: true
+      content:
+        description:
+          - The whole file text. It must start with the owner's marker line, and define C([program:NAME]).
+          - Required unless O(programs[].state=absent).
+        type: str
+      state:
+        description:
+          - C(started) runs the program, C(stopped) keeps its file but its processes stopped, C(absent)
+            removes the file and stops the program.
+        type: str
+        choices: [started, stopped, absent]
+        default: started
+      mode:
+        description: The file's mode.
+        type: str
+        default: "0644"
+      stopwaitsecs:
+        description:
+          - How long an orphaned process of this program may take to finish its job after SIGTERM before
+            its process group is killed. Default 10, supervisor's own default.
+        type: int
+        default: 10
+  purge:
+    description: Remove this owner's files of programs not in O(programs).
+    type: bool
+    default: true
+  take_over:
+    description: Replace a file of the same name that this owner did not write (it is kept in O(backup_dir)).
+    type: bool
+    default: false
+  require:
+    description:
+      - Checks made before anything is changed; each failing one fails the module with its O(require[].msg),
+        all of them listed.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      kind:
+        description: What must hold for O(require[].value).
+        type: str
+        choices: [user, executable, file, directory]
+        required: true
+      value:
+        description: The user name or absolute path.
+        type: str
+        required: true
+      msg:
+        description: The message when it does not hold (say which variable to fix).
+        type: str
+        required: true
+  directories:
+    description:
+      - Directories to create when missing, before any file is written (supervisord refuses a whole config
+        whose log file directory is missing). Existing ones are left as they are.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: Absolute path.
+        type: path
+        required: true
+      owner:
+        description: Owner of a created directory.
+        type: str
+        default: root
+      mode:
+        description: Mode of a created directory.
+        type: str
+        default: "0755"
+  backup_dir:
+    description: Where previous versions of program files are kept until the new ones are applied.
+    type: path
+    default: /var/lib/supervisor-programs/backups
+  not_ready:
+    description:
+      - What to do when supervisor is not installed or has no include directory. C(fail) fails naming the
+        problem; C(report) changes nothing and returns RV(ready)=false, so that a playbook can install or
+        configure supervisor first and call again.
+    type: str
+    choices: [fail, report]
+    default: fail
+  tools:
+    description:
+      - Commands to look up on C(PATH) in the same call (RV(tools)), with an id (C(realpath:size:mtime)) that
+        changes when the binary is replaced.
+    type: list
+    elements: str
+    default: []
+  files:
+    description: Small text files (up to 64 KiB) to read in the same call (RV(files)).
+    type: list
+    elements: path
+    default: []
+  config_file:
+    description: The supervisord config to use instead of detecting it (see M(elms.queue_workers.supervisor_facts)).
+    type: path
+  supervisorctl_path:
+    description: The supervisorctl reported in RV(supervisor) (detected by default; this module itself uses the XML-RPC interface).
+    type: path
+  include_dir:
+    description: Put program files here instead of the first C(DIR/*.EXT) include glob. Requires O(include_extension).
+    type: path
+  include_extension:
+    description: File extension for program files. Requires O(include_dir).
+    type: str
+attributes:
+  check_mode:
+    support: full
+    description: Reports what would be written, removed, applied, started and stopped; writes nothing.
+  diff_mode:
+    support: full
+    description: Shows each file's change, with C(environment=) values hidden.
+notes:
+  - Talks to supervisord through its XML-RPC interface on the socket of the config's C([supervisorctl]
+    serverurl), with that section's credentials, like C(supervisorctl) does.
+seealso:
+  - module: elms.queue_workers.supervisor_apply
+  - module: elms.queue_workers.supervisor_facts
+"""
+
+EXAMPLES = r"""
+- name: Converge this team's programs
+  elms.queue_workers.supervisor_programs:
+    owner: acme.reports
+    programs:
+      - name: acme-report-builder
+        content: |
+          ; Managed by Ansible (acme.reports).
+          [program:acme-report-builder]
+          command=/usr/local/bin/report-builder --queue reports
+          user=reports
+          autorestart=true
+          stopwaitsecs=600
+        stopwaitsecs: 600
+      - name: acme-old-builder
+        state: absent
+    require:
+      - kind: user
+        value: reports
+        msg: the user reports does not exist; create it first
+  register: reports_programs
+  notify: Apply acme programs
+
+# handlers:
+- name: Apply acme programs
+  elms.queue_workers.supervisor_apply:
+    config_file: "{{ reports_programs.supervisor.config_file }}"
+    service: "{{ reports_programs.supervisor.service_name }}"
+    programs: "{{ reports_programs.apply }}"
+    rollback: "{{ reports_programs.rollback }}"
+"""
+
+RETURN = r"""
+ready:
+  description: Whether supervisor is installed with an include directory (false only with O(not_ready=report)).
+  returned: always
+  type: bool
+problems:
+  description: Why supervisor is not ready, each with the fix.
+  returned: always
+  type: list
+  elements: str
+supervisor:
+  description: The detected supervisor, the same keys as M(elms.queue_workers.supervisor_facts) returns.
+  returned: always
+  type: dict
+pending:
+  description: Whether the handler has something to apply (also true when nothing was written but supervisord
+    runs an older version, a process is down, supervisord does not run, or orphans run).
+  returned: always
+  type: bool
+programs:
+  description:
+    - Per program name, C(action) (C(unchanged), C(added), C(changed), C(removed), C(pending) (written earlier,
+      not applied yet), C(started), C(stopped)), C(reasons), C(path), C(sha256) of the desired text, and the
+      C(processes) supervisord runs for it (C(state), C(pid)). Never the text.
+  returned: always
+  type: dict
+apply:
+  description: What the handler needs about each program (name, state, stopwaitsecs); pass it to M(elms.queue_workers.supervisor_apply).
+  returned: always
+  type: list
+  elements: dict
+rollback:
+  description:
+    - The files this run wrote or removed, or that an earlier run wrote and supervisord has not applied yet, with
+      the kept previous version (C(backup), null for a new file); pass it to M(elms.queue_workers.supervisor_apply).
+  returned: always
+  type: list
+  elements: dict
+orphans:
+  description: Processes of these programs that no supervisord manages (pid, group, process, cmdline).
+  returned: always
+  type: list
+  elements: dict
+supervisord_running:
+  description: Whether supervisord runs (when not, the handler starts it through its service).
+  returned: always
+  type: bool
+warnings_blocked:
+  description: supervisor's message when it cannot read its config but nothing of this owner needed applying.
+  returned: when supervisor refused its config
+  type: str
+tools:
+  description: For each of O(tools), C(path) (empty when not found) and C(id).
+  returned: always
+  type: dict
+files:
+  description: The text of each of O(files), null when missing.
+  returned: always
+  type: dict
+host:
+  description: The host's C(cpus) (usable by this process) and C(memory_mb).
+  returned: always
+  type: dict
+"""
+
+import os
+import pwd
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.elms.queue_workers.plugins.module_utils import orphans as orphan_procs
+from ansible_collections.elms.queue_workers.plugins.module_utils import program_state as state
+from ansible_collections.elms.queue_workers.plugins.module_utils import supervisor_detect
+from ansible_collections.elms.queue_workers.plugins.module_utils import supervisor_rpc as rpc
+
+
+def _read(path, limit=None):
+    try:
+        with open(path, "r") as handle:
+            return handle.read(limit) if limit else handle.read()
+    except (IOError, OSError, UnicodeDecodeError):
+        return None
+
+
+def read_files(folder, ext):
+    """{name: {path, text, mode, uid}} of the include directory's program files."""
+    found = {}
+    if not folder or not ext or not os.path.isdir(folder):
+        return found
+    for entry in sorted(os.listdir(folder)):
+        path = os.path.join(folder, entry)
+        if not entry.endswith(ext) or entry.startswith(".") or not os.path.isfile(path):
+            continue
+        info = os.stat(path)
+        found[entry[:-len(ext)]] = {"path": path, "text": _read(path), "mode": "%04o" % (info.st_mode & 0o7777),
+                                    "uid": info.st_uid}
+    return found
+
+
+def backups_of(backup_dir, name, ext):
+    """This program's kept previous versions, newest first."""
+    if not os.path.isdir(backup_dir):
+        return []
+    prefix = name + ext + "."
+    kept = [entry for entry in os.listdir(backup_dir) if entry.startswith(prefix) and entry[len(prefix):].isdigit()]
+    return [os.path.join(backup_dir, entry) for entry in sorted(kept, key=lambda e: int(e[len(prefix):]), reverse=True)]
+
+
+def keep_copy(path, backup_dir, name, ext):
+    """Move the current file into backup_dir; returns the backup's path."""
+    if not os.path.isdir(backup_dir):
+        os.makedirs(backup_dir, 0o700)
+    backup = os.path.join(backup_dir, "%s%s.%d" % (name, ext, time.time() * 1000000))
+    with open(path, "rb") as source, open(backup, "wb") as copy:
+        copy.write(source.read())
+    os.chmod(backup, 0o600)
+    return backup
+
+
+def write_atomic(path, text, mode):
+    """Write through a hidden temporary file in the same directory (no glob matches it), then rename."""
+    folder, base = os.path.split(path)
+    temp = os.path.join(folder, ".%s.%d.tmp" % (base, os.getpid()))
+    with open(temp, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chown(temp, 0, 0)
+    os.chmod(temp, int(mode, 8))
+    os.rename(temp, path)
+
+
+def check_requirements(requirements):
+    failed = []
+    for item in requirements:
+        kind, value = item["kind"], item["value"]
+        if kind == "user":
+            try:
+                pwd.getpwnam(value)
+                ok = True
+            except KeyError:
+                ok = False
+        elif kind == "executable":
+            ok = os.path.isfile(value) and os.access(value, os.X_OK)
+        elif kind == "file":
+            ok = os.path.isfile(value)
+        else:
+            ok = os.path.isdir(value)
+        if not ok:
+            failed.append(item["msg"])
+    return failed
+
+
+def tool_id(path):
+    real = os.path.realpath(path)
+    info = os.stat(real)
+    return "%s:%d:%d" % (real, info.st_size, int(info.st_mtime))
+
+
+def host_size():
+    memory_kb = 0
+    for line in (_read("/proc/meminfo") or "").splitlines():
+        if line.startswith("MemTotal:"):
+            memory_kb = int(line.split()[1])
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return {"cpus": cpus, "memory_mb": memory_kb // 1024}
+
+
+def make_directories(directories):
+    for item in directories:
+        if os.path.isdir(item["path"]):
+            continue
+        os.makedirs(item["path"])
+        entry = pwd.getpwnam(item["owner"])
+        os.chown(item["path"], entry.pw_uid, entry.pw_gid)
+        os.chmod(item["path"], int(item["mode"], 8))
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            owner=dict(type="str", required=True),
+            programs=dict(type="list", elements="dict", required=True, options=dict(
+                name=dict(type="str", required=True),
+                content=dict(type="str", no_log=False),
+                state=dict(type="str", default="started", choices=list(state.DESIRED_STATES)),
+                mode=dict(type="str", default="0644"),
+                stopwaitsecs=dict(type="int", default=10),
+            ), required_if=[("state", "started", ("content",)), ("state", "stopped", ("content",))]),
+            purge=dict(type="bool", default=True),
+            take_over=dict(type="bool", default=False),
+            require=dict(type="list", elements="dict", default=[], options=dict(
+                kind=dict(type="str", required=True, choices=["user", "executable", "file", "directory"]),
+                value=dict(type="str", required=True),
+                msg=dict(type="str", required=True),
+            )),
+            directories=dict(type="list", elements="dict", default=[], options=dict(
+                path=dict(type="path", required=True),
+                owner=dict(type="str", default="root"),
+                mode=dict(type="str", default="0755"),
+            )),
+            backup_dir=dict(type="path", default="/var/lib/supervisor-programs/backups"),
+            not_ready=dict(type="str", default="fail", choices=["fail", "report"]),
+            tools=dict(type="list", elements="str", default=[]),
+            files=dict(type="list", elements="path", default=[]),
+            config_file=dict(type="path"),
+            supervisorctl_path=dict(type="path"),
+            include_dir=dict(type="path"),
+            include_extension=dict(type="str"),
+        ),
+        required_together=[("include_dir", "include_extension")],
+        supports_check_mode=True,
+    )
+    params = module.params
+    owner = params["owner"]
+    tools = {}
+    for name in params["tools"]:
+        path = module.get_bin_path(name) or ""
+        tools[name] = {"path": path, "id": tool_id(path) if path else ""}
+    result = dict(changed=False, ready=False, problems=[], pending=False, programs={}, apply=[], rollback=[],
+                  orphans=[], supervisord_running=False, tools=tools,
+                  files=dict((path, _read(path, 65536)) for path in params["files"]), host=host_size())
+
+    context = {}
+    facts = supervisor_detect.detect(module, context, version=False)
+    result["supervisor"] = facts
+    result["supervisord_running"] = facts["running"]
+
+    # Bad input first: nothing has been changed yet.
+    failed = check_requirements(params["require"])
+    for program in params["programs"]:
+        if program["state"] != "absent" and not program["content"].startswith(state.marker(owner)):
+            failed.append("programs[%s].content must start with the marker line '%s'" % (program["name"], state.marker(owner)))
+    if failed:
+        module.fail_json(msg="; ".join(failed), errors=failed, **result)
+
+    problems = []
+    if not facts["supervisord_path"] and not facts["running"]:
+        problems.append("supervisor is not installed")
+    if not facts["include_dir"]:
+        problems.append("supervisor's include directory is unknown: %s" % "; ".join(facts["problems"]))
+    if problems:
+        result["problems"] = problems
+        if params["not_ready"] == "report":
+            module.exit_json(**result)
+        module.fail_json(msg="supervisor is not ready: %s" % "; ".join(problems), **result)
+    result["ready"] = True
+
+    folder, ext = facts["include_dir"], facts["include_extension"]
+    files = read_files(folder, ext)
+    loaded, processes, blocked = None, [], None
+    client = None
+    if facts["running"]:
+        try:
+            client = rpc.Client(rpc.endpoint(context["parser"], facts["config_file"], context.get("env")))
+            facts["version"] = client.call("getSupervisorVersion")
+            processes = client.processes()
+            added, changed, removed = client.reload_config()
+            loaded = {"added": added, "changed": changed, "removed": removed}
+        except rpc.RPCError as exc:
+            if exc.code == rpc.CANT_REREAD:
+                blocked = exc.message
+            elif processes or exc.code is not None:
+                module.fail_json(msg="supervisord answered with an error: %s" % exc.message, **result)
+            else:
+                # It runs but cannot be reached: the handler cannot apply either.
+                module.fail_json(msg="supervisord runs (pid %s) but cannot be reached: %s" % (facts["pid"], exc.message),
+                                 **result)
+    by_name = dict((p["name"], p) for p in params["programs"])
+    backed_up = [name for name in (loaded or {}).get("removed", []) if backups_of(params["backup_dir"], name, ext)]
+    planned = state.plan(params["programs"], files, loaded, processes, owner, purge=params["purge"],
+                         take_over=params["take_over"], running=facts["running"], backed_up=backed_up)
+    if planned["errors"]:
+        module.fail_json(msg="; ".join(planned["errors"]), errors=planned["errors"], **result)
+    writes = [n for n, e in planned["programs"].items() if e["write"] or e["remove"]]
+    if blocked:
+        if writes:
+            module.fail_json(msg=(
+                "supervisor cannot read its config: %s. Fix or remove that file first: until then supervisor can add or "
+                "change no program on this host, and a restart of supervisord would stop every program. Nothing was "
+                "written." % blocked), **result)
+        result["warnings_blocked"] = blocked
+        module.warn("supervisor cannot read its config (%s); nothing of %s needed writing" % (blocked, owner))
+
+    found_orphans = orphan_procs.find_orphans(set(by_name) | set(planned["programs"]))
+    result["orphans"] = [dict((k, o[k]) for k in ("pid", "group", "process", "cmdline")) for o in found_orphans]
+
+    diffs = []
+    for name, entry in sorted(planned["programs"].items()):
+        desired = by_name.get(name)
+        path = entry["path"] or os.path.join(folder, name + ext)
+        entry["path"] = path
+        entry["sha256"] = state.digest(desired["content"]) if desired and desired.get("content") else None
+        before = files.get(name, {}).get("text") or ""
+        if entry["write"] or entry["remove"]:
+            after = "" if entry["remove"] else desired["content"]
+            diffs.append({"before_header": path, "after_header": path,
+                          "before": state.masked(before), "after": state.masked(after)})
+        # A supervisord that does not run is started by the handler, which then waits for every program.
+        if (entry["apply"] or entry["start"] or entry["stop"] or entry["write"] or entry["remove"]
+                or not facts["running"]):
+            result["apply"].append({"name": name, "state": desired["state"] if desired else "absent",
+                                    "stopwaitsecs": desired["stopwaitsecs"] if desired else 10,
+                                    "action": entry["action"]})
+        if not (entry["write"] or entry["remove"]) and entry["apply"]:
+            kept = backups_of(params["backup_dir"], name, ext)
+            # Applied by an earlier run's handler that never ran: its previous version is the newest kept one.
+            result["rollback"].append({"path": path, "backup": kept[0] if kept else None, "new": False})
+        entry.pop("write")
+        entry.pop("remove")
+    result["programs"] = planned["programs"]
+    result["pending"] = state.needs_apply(planned, facts["running"], found_orphans)
+
+    if not module.check_mode and writes:
+        try:
+            make_directories(params["directories"])
+            if not os.path.isdir(folder):
+                # Some packages name an include directory in the config but do not create it (Alpine's).
+                os.makedirs(folder, 0o755)
+            for name in sorted(writes):
+                entry = planned["programs"][name]
+                path = entry["path"]
+                backup = keep_copy(path, params["backup_dir"], name, ext) if os.path.exists(path) else None
+                if entry["action"] == "removed":
+                    os.unlink(path)
+                else:
+                    write_atomic(path, by_name[name]["content"], by_name[name]["mode"])
+                result["rollback"].append({"path": path, "backup": backup, "new": backup is None})
+        except (IOError, OSError) as exc:
+            module.fail_json(msg="writing the program files failed: %s" % exc, **result)
+    result["changed"] = result["pending"]
+    if module._diff:
+        result["diff"] = diffs
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
