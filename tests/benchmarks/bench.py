@@ -37,6 +37,9 @@ CALLBACK_DIR = HERE / "callback"
 OUT = REPO / ".build" / "bench"
 SITE = REPO / "playbooks" / "site.yml"
 FIXTURE = REPO / "tests" / "fixtures" / "laravel_app" / "deploy.yml"
+# The hand-written playbook a competent admin would write for the same two workers: the
+# floor of the no-change and one-worker-change figures.
+MINIMAL_SITE = HERE / "minimal" / "site.yml"
 DEFAULTS = REPO / "roles" / "queue_workers" / "defaults" / "main.yml"
 
 # The PHP image has no FFmpeg, so a first converge there installs it as on a new server;
@@ -45,6 +48,7 @@ IMAGE_PHP = "elms-test/debian12-php:latest"
 IMAGE_APP = "elms-test/debian12-app:latest"
 PREFIX = "elms-bench-"
 MAIN = PREFIX + "main"
+MINIMAL = PREFIX + "minimal"
 APP_DIR = "/var/www/html"
 SUPERVISORCTL = ["supervisorctl", "-c", "/etc/supervisor/supervisord.conf"]
 # The same inventory variables for every run, ping included, as the demo uses.
@@ -106,6 +110,9 @@ class Runner:
     def __init__(self, args):
         self.args = args
         self.containers = set()
+        # Why the shared host's site converge failed, when it did: the no-change section
+        # still measures its floors (ping, the minimal playbook), the others cannot run.
+        self.main_error = None
         # Fresh hosts converged by one section and measured further by another.
         self.converged = {}
         # The real docker, never the counting shim should it already be on PATH.
@@ -213,14 +220,25 @@ class Runner:
             out.write("$ %s\n" % shlex.join(str(a) for a in argv))
             out.flush()
             start = time.perf_counter()
-            proc = subprocess.run([str(a) for a in argv], stdout=out, stderr=subprocess.STDOUT,
-                                  env=self.env(label), cwd=REPO)
+            proc = subprocess.Popen([str(a) for a in argv], stdout=out, stderr=subprocess.STDOUT,
+                                    env=self.env(label), cwd=REPO)
+            try:
+                # wait4 gives the CPU time of this process and of every descendant it
+                # waited for: Ansible's worker forks and the docker CLI they run.
+                _, status, usage = os.wait4(proc.pid, 0)
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
             seconds = time.perf_counter() - start
+            proc.returncode = os.waitstatus_to_exitcode(status)
         if check and proc.returncode != 0:
-            tail = log_path.read_text(errors="replace").splitlines()[-25:]
-            raise BenchError("%s failed (exit %d), see %s:\n%s" % (label, proc.returncode, log_path, "\n".join(tail)))
+            lines = log_path.read_text(errors="replace").splitlines()
+            reason = next((line.strip() for line in lines if line.startswith(("[ERROR]", "ERROR!", "fatal:"))), "")
+            raise BenchError("%s failed (exit %d)%s; see %s:\n%s" % (
+                label, proc.returncode, ": " + reason[:300] if reason else "", log_path, "\n".join(lines[-25:])))
         return AnsibleRun(label, seconds, proc.returncode, self.run_dir / (label + ".docker"),
-                          self.run_dir / (label + ".events"))
+                          self.run_dir / (label + ".events"), cpu_seconds=usage.ru_utime + usage.ru_stime)
 
     def ping(self, label, inventory):
         return self.ansible_run(label, [self.ansible, "-i", inventory, "all", "-m", "ansible.builtin.ping",
@@ -232,19 +250,33 @@ class Runner:
             argv += ["-e", "@%s" % extra_vars]
         return self.ansible_run(label, argv)
 
+    def minimal(self, label, inventory, extra_vars=None):
+        argv = [self.ansible_playbook, "-i", inventory, MINIMAL_SITE, "-f", self.args.forks]
+        if extra_vars:
+            argv += ["-e", "@%s" % extra_vars]
+        return self.ansible_run(label, argv)
+
     def deploy_fixture(self, label, inventory):
         return self.ansible_run(label, [self.ansible_playbook, "-i", inventory, FIXTURE, "-f", self.args.forks])
 
-    def default_programs(self):
-        """queue_workers_programs from the role's defaults, read by Ansible's own YAML loader,
-        so that the overrides follow the role instead of a copy kept here."""
-        target = OUT / "queue_workers_defaults.json"
+    def read_yaml(self, path, name):
+        """A YAML file read by Ansible's own YAML loader (no YAML library needed here)."""
+        target = OUT / ("%s.json" % name)
         target.unlink(missing_ok=True)
-        args = {"content": "{{ lookup('ansible.builtin.file', '%s') | from_yaml | to_json }}" % DEFAULTS,
+        args = {"content": "{{ lookup('ansible.builtin.file', '%s') | from_yaml | to_json }}" % path,
                 "dest": str(target)}
-        self.ansible_run("read-defaults", [self.ansible, "localhost", "-c", "local", "-m", "ansible.builtin.copy",
-                                           "-a", json.dumps(args)])
-        return json.loads(target.read_text())["queue_workers_programs"]
+        self.ansible_run("read-" + name, [self.ansible, "localhost", "-c", "local", "-m", "ansible.builtin.copy",
+                                          "-a", json.dumps(args)])
+        return json.loads(target.read_text())
+
+    def default_programs(self):
+        """queue_workers_programs from the role's defaults, so that the overrides follow the
+        role instead of a copy kept here."""
+        return self.read_yaml(DEFAULTS, "queue_workers_defaults")["queue_workers_programs"]
+
+    def minimal_workers(self):
+        """The `workers` list of the minimal playbook's play vars."""
+        return self.read_yaml(MINIMAL_SITE, "minimal_playbook")[0]["vars"]["workers"]
 
     def vars_file(self, name, data):
         path = OUT / ("vars-%s.json" % name)
@@ -266,15 +298,19 @@ def classify_exec(command):
         return "cleanup"
     if "echo ~" in command:
         return "home dir lookup"
+    if "chmod" in command:
+        return "file mode"
     return "other"
 
 
 class AnsibleRun:
     """One ansible/ansible-playbook run: wall time, tasks (callback), remote calls (shim)."""
 
-    def __init__(self, label, seconds, rc, docker_log, events_log):
+    def __init__(self, label, seconds, rc, docker_log, events_log, cpu_seconds=None):
         self.label = label
         self.seconds = seconds
+        # User + system CPU of the Ansible process and its descendants on the controller.
+        self.cpu_seconds = cpu_seconds
         self.rc = rc
         self.calls = self._read_docker_log(docker_log)
         self.events = self._read_events(events_log)
@@ -312,6 +348,8 @@ class AnsibleRun:
         ran = sum(n for status, n in statuses.items() if status != "skipped")
         return {
             "seconds": round(self.seconds, 3),
+            # The whole run's, not per host.
+            "controller_cpu_seconds": None if self.cpu_seconds is None else round(self.cpu_seconds, 3),
             "hosts": hosts,
             # Per host: each host runs the same tasks.
             "tasks_run": ran / hosts,
@@ -422,45 +460,204 @@ def parse_time(text):
 # --- sections ----------------------------------------------------------------------------
 
 def prepare_main(runner):
-    """One converged host for the no-change, disruption and responsiveness sections."""
+    """One converged host for the no-change, disruption and responsiveness sections. A
+    failed site converge is remembered rather than raised: the no-change section still
+    measures its floors on this host."""
     log("starting %s (%s), deploying the app fixture and converging" % (MAIN, IMAGE_APP))
     runner.start([MAIN], IMAGE_APP)
     inventory = runner.inventory("main", [MAIN])
     runner.deploy_fixture("main-fixture", inventory)
-    runner.site("main-converge", inventory)
+    try:
+        runner.site("main-converge", inventory)
+    except BenchError as error:
+        runner.main_error = str(error)
+        log("the site's converge failed: %s" % error)
     return inventory
 
 
-def section_nochange(runner, inventory):
-    """1. A no-change site run against the floor of `ansible -m ping`, interleaved."""
-    args = runner.args
-    runner.ping("nochange-warmup", inventory)  # the first run pays for cold caches
-    pings, sites = [], []
-    for i in range(1, args.repeat + 1):
-        log("no-change: round %d of %d (ping, then site)" % (i, args.repeat))
-        pings.append(runner.ping("nochange-ping-%d" % i, inventory))
-        sites.append(runner.site("nochange-site-%d" % i, inventory))
-    site_summaries = [run.summary() for run in sites]
-    ping_summaries = [run.summary() for run in pings]
-    site_median = median([s["seconds"] for s in site_summaries])
-    ping_median = median([s["seconds"] for s in ping_summaries])
-    # The counts are the same in every round when the run really changes nothing; the
-    # breakdown is taken from the round closest to the median time.
-    typical = min(range(len(sites)), key=lambda i: abs(sites[i].seconds - site_median))
+def wait_for_workers(runner, container, processes, timeout=60):
+    """Wait until `processes` worker processes are RUNNING; return their pids."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pids, _ = worker_pids(runner, container)
+        if len(pids) >= processes:
+            return pids
+        if time.monotonic() > deadline:
+            raise BenchError("%s: %d of %d worker processes RUNNING after %d s" % (
+                container, len(pids), processes, timeout))
+        time.sleep(1)
+
+
+def prepare_minimal(runner):
+    """The floor's host: the same image and app fixture as the shared host, converged once
+    by the hand-written minimal playbook, whose workers must then run."""
+    log("starting %s (%s), deploying the app fixture and converging with the minimal playbook"
+        % (MINIMAL, IMAGE_APP))
+    runner.start([MINIMAL], IMAGE_APP)
+    inventory = runner.inventory("minimal", [MINIMAL])
+    runner.deploy_fixture("minimal-fixture", inventory)
+    runner.minimal("minimal-converge", inventory)
+    workers = runner.minimal_workers()
+    wait_for_workers(runner, MINIMAL, sum(int(w["numprocs"]) for w in workers))
+    return inventory, workers
+
+
+def distribution(runs):
+    """Medians and the typical round (closest to the median time) of repeated runs."""
+    summaries = [run.summary() for run in runs]
+    seconds = [s["seconds"] for s in summaries]
+    cpu = [s["controller_cpu_seconds"] for s in summaries]
+    middle = median(seconds)
+    typical = min(range(len(runs)), key=lambda i: abs(seconds[i] - middle))
     return {
-        "repeat": args.repeat,
-        "site_seconds": [s["seconds"] for s in site_summaries],
-        "ping_seconds": [s["seconds"] for s in ping_summaries],
-        "site_median": site_median,
-        "ping_median": ping_median,
-        "ratio": ratio(site_median, ping_median),
-        "target_ratio": 4.0,
-        "site": site_summaries[typical],
-        "ping": ping_summaries[typical],
-        "counts_varied": len({(s["tasks_run"], s["remote_calls"], s["tasks_changed"]) for s in site_summaries}) > 1,
-        "changed_max": max(s["tasks_changed"] for s in site_summaries),
-        "by_task": sites[typical].calls_by_task(),
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "median": middle,
+        "cpu_median": median(cpu),
+        "typical": summaries[typical],
+        "by_task": runs[typical].calls_by_task(),
+        # The counts are the same in every round when the run really changes nothing.
+        "counts_varied": len({(s["tasks_run"], s["remote_calls"], s["tasks_changed"]) for s in summaries}) > 1,
+        "changed_max": max(s["tasks_changed"] for s in summaries),
     }
+
+
+def paired(runs, a, b):
+    """Per-round ratios of a's time to b's (the runs of one round are next to each other)."""
+    return [ratio(x.seconds, y.seconds) for x, y in zip(runs[a], runs[b])]
+
+
+def section_nochange(runner, inventory):
+    """1. The no-change site rerun against two floors, alternating in rotating order:
+    `ansible -m ping` on the same host and the hand-written minimal playbook's no-change
+    rerun on a second host; then a one-worker change and back, by both."""
+    minimal_inventory, minimal_workers = prepare_minimal(runner)
+    try:
+        return measure_nochange(runner, inventory, minimal_inventory, minimal_workers)
+    finally:
+        runner.remove([MINIMAL])
+
+
+def measure_nochange(runner, inventory, minimal_inventory, minimal_workers):
+    args = runner.args
+    site_error = runner.main_error
+    commands = {
+        "ping": lambda label: runner.ping(label, inventory),
+        "site": lambda label: runner.site(label, inventory),
+        "minimal": lambda label: runner.minimal(label, minimal_inventory),
+    }
+    kinds = ["ping", "site", "minimal"] if not site_error else ["ping", "minimal"]
+    # The first run of each pays for cold caches; the minimal one also shows that the
+    # floor changes nothing on its second run.
+    warmup = {}
+    for kind in list(kinds):
+        try:
+            warmup[kind] = commands[kind]("nochange-warmup-%s" % kind).summary()
+        except BenchError as error:
+            if kind != "site":
+                raise
+            site_error = str(error)
+            kinds.remove("site")
+    runs = {kind: [] for kind in kinds}
+    for i in range(args.repeat):
+        shift = i % len(kinds)
+        order = kinds[shift:] + kinds[:shift]
+        log("no-change: round %d of %d (%s)" % (i + 1, args.repeat, ", ".join(order)))
+        for kind in order:
+            try:
+                runs[kind].append(commands[kind]("nochange-%s-%d" % (kind, i + 1)))
+            except BenchError as error:
+                if kind != "site":
+                    raise
+                site_error = str(error)
+        if site_error and "site" in kinds:
+            kinds.remove("site")
+            del runs["site"]
+    result = {
+        "repeat": args.repeat,
+        "target_ratio": 1.5,
+        "target_remote_calls": 1,
+        "warmup_changed": {kind: s["tasks_changed"] for kind, s in warmup.items()},
+        "site_error": site_error,
+    }
+    for kind in ("ping", "site", "minimal"):
+        result[kind] = distribution(runs[kind]) if runs.get(kind) else None
+    medians = {kind: (result[kind] or {}).get("median") for kind in ("ping", "site", "minimal")}
+    cpus = {kind: (result[kind] or {}).get("cpu_median") for kind in ("ping", "site", "minimal")}
+    result["ratios"] = {
+        "site/ping": ratio(medians["site"], medians["ping"]),
+        "site/minimal": ratio(medians["site"], medians["minimal"]),
+        "minimal/ping": ratio(medians["minimal"], medians["ping"]),
+    }
+    result["cpu_ratios"] = {
+        "site/ping": ratio(cpus["site"], cpus["ping"]),
+        "site/minimal": ratio(cpus["site"], cpus["minimal"]),
+        "minimal/ping": ratio(cpus["minimal"], cpus["ping"]),
+    }
+    result["round_ratios"] = {
+        "site/ping": paired(runs, "site", "ping") if "site" in runs else [],
+        "site/minimal": paired(runs, "site", "minimal") if "site" in runs else [],
+        "minimal/ping": paired(runs, "minimal", "ping"),
+    }
+    result["change"] = one_worker_change(runner, inventory, minimal_inventory, minimal_workers,
+                                         site_ok=not site_error)
+    if result["change"].get("site_error") and not site_error:
+        result["site_error"] = result["change"]["site_error"]
+    return result
+
+
+def call_kinds(summary):
+    """(module runs, file uploads, every other remote call) of a run's summary."""
+    kinds = dict(summary["remote_calls_by_kind"])
+    module_runs = kinds.pop("module run", 0)
+    uploads = kinds.pop("file upload", 0)
+    return module_runs, uploads, sum(kinds.values())
+
+
+def one_worker_change(runner, inventory, minimal_inventory, minimal_workers, site_ok):
+    """The default worker's `sleep` plus one through extra vars, then back (a run without
+    them), by the collection's site and by the minimal playbook; what reaches the host."""
+    programs = runner.default_programs()
+    target = next(p for p in programs if p.get("queue") == "default" or p["name"].startswith("elms-default"))
+    old = int(target.get("sleep", 3))
+    site_file = runner.vars_file("change-one-worker", {"queue_workers_programs": [
+        dict(p, sleep=old + 1) if p is target else p for p in programs]})
+    mine = next(w for w in minimal_workers if w["name"] == target["name"])
+    minimal_file = runner.vars_file("minimal-change-one-worker", {"workers": [
+        dict(w, sleep=int(w["sleep"]) + 1) if w is mine else w for w in minimal_workers]})
+    result = {"worker": target["name"], "change_made": "sleep %d -> %d" % (old, old + 1), "target_module_runs": 2,
+              "target_remote_calls": 2, "steps": []}
+    steps = [("site", "change", site_file), ("minimal", "change", minimal_file),
+             ("site", "back", None), ("minimal", "back", None)]
+    for kind, direction, extra in steps:
+        if kind == "site" and not site_ok:
+            continue
+        container, inv = (MAIN, inventory) if kind == "site" else (MINIMAL, minimal_inventory)
+        before, _ = worker_pids(runner, container)
+        log("one-worker change: %s, %s" % (kind, direction))
+        label = "change-%s-%s" % (kind, direction)
+        try:
+            run = runner.site(label, inv, extra) if kind == "site" else runner.minimal(label, inv, extra)
+        except BenchError as error:
+            if kind != "site":
+                raise
+            result["site_error"] = str(error)
+            site_ok = False
+            continue
+        if kind == "minimal":  # supervisorctl update returns before the new processes run
+            wait_for_workers(runner, container, len(before), timeout=30)
+        after, _ = worker_pids(runner, container)
+        summary = run.summary()
+        module_runs, uploads, other = call_kinds(summary)
+        result["steps"].append({
+            "playbook": kind, "direction": direction, "summary": summary, "module_runs": module_runs,
+            "file_uploads": uploads, "other_calls": other, "groups": restarts(before, after),
+            "by_task": run.calls_by_task(),
+        })
+    site_steps = [s for s in result["steps"] if s["playbook"] == "site"]
+    result["met"] = len(site_steps) == 2 and all(
+        s["module_runs"] == 2 and s["summary"]["remote_calls"] == 2 for s in site_steps)
+    return result
 
 
 def section_disruption(runner, inventory):
@@ -790,6 +987,123 @@ def met(ok):
     return "yes" if ok else "**no**"
 
 
+def calls_text(s):
+    """'3 (module runs 2, uploads 1)' from a run's summary."""
+    if not s:
+        return "-"
+    kinds = dict(s["remote_calls_by_kind"])
+    parts = ["module runs %s" % fmt_count(kinds.pop("module run", 0))]
+    if "file upload" in kinds:
+        parts.append("uploads %s" % fmt_count(kinds.pop("file upload")))
+    parts += ["%s %s" % (kind, fmt_count(n)) for kind, n in kinds.items()]
+    return "%s (%s)" % (fmt_count(s["remote_calls"]), ", ".join(parts))
+
+
+def render_nochange(r, summary, details):
+    ping, site, minimal = r["ping"], r["site"], r["minimal"]
+
+    def med(d, key="median"):
+        return d[key] if d else None
+
+    site_ratio = r["ratios"]["site/ping"]
+    summary.append("| 1 | no-change `site` rerun vs `ansible -m ping` (medians of %d rounds) | %s | %s | %s | ≤ %.1f× "
+                   "| %s |" % (r["repeat"], fmt(med(site), " s"), fmt(med(ping), " s"), fmt(site_ratio, "×"),
+                               r["target_ratio"], met(site_ratio is not None and site_ratio <= r["target_ratio"])))
+    summary.append("| 1 | no-change `site` rerun vs the hand-written minimal playbook's | %s | %s | %s | | |"
+                   % (fmt(med(site), " s"), fmt(med(minimal), " s"), fmt(r["ratios"]["site/minimal"], "×")))
+    summary.append("| 1 | no-change minimal playbook vs `ansible -m ping` | %s | %s | %s | | |"
+                   % (fmt(med(minimal), " s"), fmt(med(ping), " s"), fmt(r["ratios"]["minimal/ping"], "×")))
+    site_calls = site["typical"]["remote_calls"] if site else None
+    summary.append("| 1 | remote calls of the no-change `site` rerun (`docker exec`, shim) | %s | %s (ping), %s (minimal) "
+                   "| | %d | %s |" % (calls_text(site and site["typical"]), fmt_count(ping["typical"]["remote_calls"]),
+                                    fmt_count(minimal["typical"]["remote_calls"]), r["target_remote_calls"],
+                                    met(site_calls == r["target_remote_calls"])))
+    if site:
+        summary.append("| 1 | tasks run on the no-change `site` rerun (callback; skipped: %s, changed: %s) | %s | %s "
+                       "(minimal) | | | |" % (fmt_count(site["typical"]["tasks_skipped"]),
+                                             fmt_count(site["typical"]["tasks_changed"]),
+                                             fmt_count(site["typical"]["tasks_run"]),
+                                             fmt_count(minimal["typical"]["tasks_run"])))
+    summary.append("| 1 | controller CPU per no-change `site` run (user+sys, medians; minimal: %s) | %s | %s (ping) | %s "
+                   "| | |" % (fmt(med(minimal, "cpu_median"), " s"), fmt(med(site, "cpu_median"), " s"),
+                              fmt(med(ping, "cpu_median"), " s"), fmt(r["cpu_ratios"]["site/ping"], "×")))
+    change = r["change"]
+    site_steps = [s for s in change["steps"] if s["playbook"] == "site"]
+    minimal_steps = [s for s in change["steps"] if s["playbook"] == "minimal"]
+    summary.append("| 1 | one-worker change (%s `%s`), then back: remote calls of `site` (module runs) | %s | %s "
+                   "(minimal) | | %d (%d module runs) each | %s |" % (
+                       change["worker"], change["change_made"],
+                       " / ".join("%s (%s)" % (fmt_count(s["summary"]["remote_calls"]), fmt_count(s["module_runs"]))
+                                  for s in site_steps) or "-",
+                       " / ".join("%s (%s)" % (fmt_count(s["summary"]["remote_calls"]), fmt_count(s["module_runs"]))
+                                  for s in minimal_steps) or "-",
+                       change["target_remote_calls"], change["target_module_runs"], met(change["met"])))
+
+    details += ["## 1. No-change rerun and a one-worker change", "",
+                "Three commands, alternating in rotating order (round 1: ping, site, minimal; round 2: site, minimal, "
+                "ping; ...), after one warm-up run of each: `ansible -m ping` and `ansible-playbook playbooks/site.yml` "
+                "on the host the site converged (`%s`), and the hand-written minimal playbook "
+                "(`tests/benchmarks/minimal/site.yml`: apt, one template, service; handlers `supervisorctl reread` and "
+                "`update`) on a second host (`%s`, same image and app fixture) it converged once. Same inventory "
+                "variables, pipelining on. Controller CPU: user+sys of the Ansible process and every descendant it "
+                "waited for (worker forks, docker CLI), from `os.wait4`." % (MAIN, MINIMAL), ""]
+    if r["site_error"]:
+        details += ["**The collection's site run failed; the site's figures are missing:** `%s`"
+                    % r["site_error"].splitlines()[0], ""]
+    details += ["| run | median | seconds per round | controller CPU (median) | remote calls | other docker CLI calls "
+                "| tasks run | skipped | changed |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, d in (("`ansible -m ping`", ping), ("`site` no-change", site), ("minimal playbook no-change", minimal)):
+        if not d:
+            details.append("| %s | - | - | - | - | - | - | - | - |" % name)
+            continue
+        s = d["typical"]
+        details.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            name, fmt(d["median"], " s"), ", ".join(fmt(x, "", 2) for x in d["seconds"]),
+            fmt(d["cpu_median"], " s"), calls_text(s), fmt_count(s["other_docker_cli_calls"]),
+            fmt_count(s["tasks_run"]), fmt_count(s["tasks_skipped"]), fmt_count(s["tasks_changed"])))
+    details += ["", "Per-round ratios: %s." % "; ".join(
+        "%s %s" % (key, ", ".join(fmt(x, "×") for x in values) or "-")
+        for key, values in r["round_ratios"].items()),
+        "Controller CPU ratios (medians): %s." % ", ".join(
+            "%s %s" % (key, fmt(value, "×")) for key, value in r["cpu_ratios"].items()), ""]
+    warn = [("%s (changed up to %s)" % (kind, fmt_count(d["changed_max"])))
+            for kind, d in (("site", site), ("minimal", minimal)) if d and (d["counts_varied"] or d["changed_max"])]
+    warn += ["the warm-up run of %s changed %s task(s)" % (kind, fmt_count(n))
+             for kind, n in sorted(r["warmup_changed"].items()) if n]
+    if warn:
+        details += ["Warning: the rounds did not all do the same work: %s." % ", ".join(warn), ""]
+    if site:
+        details += ["Tasks that reached the host on the no-change `site` run (calls matched to the running task by "
+                    "time):", "", "| task | remote calls | module runs |", "|---|---|---|"]
+        for row in sorted(site["by_task"], key=lambda row: -row["remote_calls"]):
+            details.append("| %s | %d | %d |" % (row["task"].replace("|", "\\|"), row["remote_calls"],
+                                                 row["module_runs"]))
+        details.append("")
+
+    details += ["**One-worker change.** `%s` of %s through `-e @file` (the site: `queue_workers_programs` with the "
+                "role's defaults and that one value; the minimal playbook: its `workers` list likewise), then back "
+                "with a plain run. Remote calls are the `docker exec`s: module runs (a Python module piped to the "
+                "host) and file uploads (`dd of=`) counted apart. Restarts: `supervisorctl status` pids before and "
+                "after. The site's wall time includes its wait for the workers to be RUNNING; the minimal playbook "
+                "does not wait." % (change["change_made"], change["worker"]), "",
+                "| playbook | direction | seconds | controller CPU | remote calls | tasks run | changed | skipped "
+                "| restarted |", "|---|---|---|---|---|---|---|---|---|"]
+    for s in change["steps"]:
+        m = s["summary"]
+        details.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            "`site`" if s["playbook"] == "site" else "minimal", s["direction"], fmt(m["seconds"], " s"),
+            fmt(m["controller_cpu_seconds"], " s"), calls_text(m), fmt_count(m["tasks_run"]),
+            fmt_count(m["tasks_changed"]), fmt_count(m["tasks_skipped"]),
+            ", ".join("%s %d of %d" % (g, v["restarted"], v["processes"]) for g, v in sorted(s["groups"].items()))))
+    for s in site_steps:
+        details += ["", "Tasks that reached the host on the `site` %s run:" % s["direction"], "",
+                    "| task | remote calls | module runs |", "|---|---|---|"]
+        for row in s["by_task"]:
+            details.append("| %s | %d | %d |" % (row["task"].replace("|", "\\|"), row["remote_calls"],
+                                                 row["module_runs"]))
+    details.append("")
+
+
 def render(meta, results, errors):
     lines = ["# elms.queue_workers benchmarks", ""]
     lines.append("%s · %d CPUs · commit %s · ansible-core %s · load average %s at the start, %s at the end · "
@@ -806,33 +1120,7 @@ def render(meta, results, errors):
 
     r = results.get("nochange")
     if r:
-        summary.append("| 1 | no-change `site` rerun vs `ansible -m ping` (median of %d) | %s | %s | %s | ≤ %.0f× | %s |"
-                       % (r["repeat"], fmt(r["site_median"], " s"), fmt(r["ping_median"], " s"),
-                          fmt(r["ratio"], "×", 1), r["target_ratio"], met(r["ratio"] <= r["target_ratio"])))
-        summary.append("| 1 | tasks run on the no-change run (callback; skipped: %s, changed: %s) | %s | | | | |"
-                       % (fmt_count(r["site"]["tasks_skipped"]), fmt_count(r["site"]["tasks_changed"]),
-                          fmt_count(r["site"]["tasks_run"])))
-        summary.append("| 1 | remote calls on the no-change run (`docker exec`, shim; module runs: %s) | %s | %s (ping) "
-                       "| %s | | |" % (fmt_count(r["site"]["remote_calls_by_kind"].get("module run", 0)),
-                                       fmt_count(r["site"]["remote_calls"]), fmt_count(r["ping"]["remote_calls"]),
-                                       fmt(ratio(r["site"]["remote_calls"], r["ping"]["remote_calls"]), "×", 0)))
-        details += ["## 1. No-change rerun", "",
-                    "`ansible-playbook playbooks/site.yml` on a converged host, interleaved with `ansible -m ping` on "
-                    "the same host (same inventory variables, pipelining on). Seconds per round: site %s; ping %s."
-                    % (", ".join(fmt(s, "", 1) for s in r["site_seconds"]),
-                       ", ".join(fmt(s, "", 2) for s in r["ping_seconds"])), ""]
-        if r["counts_varied"] or r["changed_max"]:
-            details += ["Warning: the rounds did not all do the same work (changed tasks up to %s)."
-                        % fmt_count(r["changed_max"]), ""]
-        kinds = ", ".join("%s %s" % (fmt_count(n), k) for k, n in r["site"]["remote_calls_by_kind"].items())
-        details += ["Remote calls of a typical round: %s. Other docker CLI calls (controller side): %s."
-                    % (kinds, fmt_count(r["site"]["other_docker_cli_calls"])), "",
-                    "Tasks that reached the host on the no-change run (calls matched to the running task by time):", "",
-                    "| task | remote calls | module runs |", "|---|---|---|"]
-        for row in sorted(r["by_task"], key=lambda row: -row["remote_calls"]):
-            details.append("| %s | %d | %d |" % (row["task"].replace("|", "\\|"), row["remote_calls"],
-                                                 row["module_runs"]))
-        details.append("")
+        render_nochange(r, summary, details)
 
     r = results.get("fleet")
     if r:
@@ -953,7 +1241,8 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true", help="small sizes, for developing the bench")
     parser.add_argument("--keep", action="store_true",
                         help="never remove a container (to look around; best with --only)")
-    parser.add_argument("--repeat", type=int, help="ping/no-change rounds (default 5, quick 2)")
+    parser.add_argument("--repeat", type=int,
+                        help="no-change rounds of ping, site and the minimal playbook (default 5, quick 2)")
     parser.add_argument("--fleet", help="fleet sizes (default 1,5,10; quick 1,2)")
     parser.add_argument("--fleet-repeat", type=int, help="ping/no-change rounds per fleet size (default 3, quick 1)")
     parser.add_argument("--forks", type=int, default=10, help="Ansible forks for every run (default 10)")
@@ -1027,7 +1316,12 @@ def main(argv):
                 if section in MAIN_SECTIONS:
                     if main_inventory is None:
                         main_inventory = prepare_main(runner)
+                    if runner.main_error and section != "nochange":
+                        raise BenchError("the site's converge failed: " + runner.main_error)
                     results[section] = SECTION_FUNCTIONS[section](runner, main_inventory)
+                    if section == "nochange" and results[section]["site_error"]:
+                        # Measured in part (the floors): report them, and fail the command.
+                        errors[section] = "the collection's site run failed: " + results[section]["site_error"]
                     if not any(s in args.only for s in MAIN_SECTIONS[MAIN_SECTIONS.index(section) + 1:]):
                         runner.remove([MAIN])  # leave the CPUs to the sections with fresh hosts
                 else:
