@@ -39,6 +39,8 @@ WORKER_KEYS = frozenset(
     + ["name", "queue", "connection", "numprocs", "log", "stopwaitsecs", "user", "state",
        "priority", "environment", "extra_args", "supervisor_options", "autostart", "startsecs",
        "startretries", "force", "nice", "ionice_class", "ionice_level", "weight"])
+# queue:work options the role renders from a worker's own keys; extra_args must not repeat them.
+ROLE_FLAGS = dict([(flag, key) for key, flag in ARTISAN_OPTIONS] + [("--queue", "queue"), ("--force", "force")])
 POSITIVE_INTS = ("sleep", "tries", "max_time", "memory", "timeout", "startretries", "stopwaitsecs")
 NON_NEGATIVE_INTS = ("max_jobs", "backoff", "rest", "priority", "startsecs")
 
@@ -311,6 +313,10 @@ def settings_errors(settings, workers=None):
             _check_text(errors, var, value)
     if not settings.get("user"):
         errors.append("queue_workers_user must name the user the workers run as (e.g. www-data)")
+    margin = settings.get("stopwait_margin", 30)
+    if not _is_int(margin) or margin < 0:
+        errors.append("queue_workers_stopwait_margin = %r must be a whole number >= 0: a negative margin gives a "
+                      "stopwaitsecs below the job's time, and supervisor would SIGKILL jobs on every deploy" % (margin,))
     return errors
 
 
@@ -357,6 +363,13 @@ def worker_errors(workers, margin=30, allow_root=False, default_user=None, retry
                 errors.append("%s.%s = %r must be a whole number >= %d" % (where, key, value, low))
         if worker.get("nice") is not None and (not _is_int(worker["nice"]) or not -20 <= worker["nice"] <= 19):
             errors.append("%s.nice = %r must be a whole number from -20 to 19 (10 lowers a CPU-heavy worker)" % (where, worker["nice"]))
+        runs_as = worker.get("user") or default_user
+        if runs_as != "root" and _is_int(worker.get("nice")) and worker["nice"] < 0:
+            errors.append("%s.nice = %d needs root, but the worker runs as %s: nice would warn and run it at 0. Use 0 to "
+                          "19 (a higher number is a lower priority)" % (where, worker["nice"], runs_as))
+        if runs_as != "root" and worker.get("ionice_class") == "realtime":
+            errors.append("%s.ionice_class = realtime needs root, but the worker runs as %s: ionice would refuse to "
+                          "start it. Use best-effort or idle" % (where, runs_as))
         if worker.get("ionice_class") is not None and worker["ionice_class"] not in IONICE_CLASSES:
             errors.append("%s.ionice_class = %r must be one of %s" % (where, worker["ionice_class"], ", ".join(sorted(IONICE_CLASSES))))
         level = worker.get("ionice_level")
@@ -402,6 +415,10 @@ def worker_errors(workers, margin=30, allow_root=False, default_user=None, retry
         else:
             for arg in extra:
                 _check_text(errors, "%s.extra_args" % where, arg)
+                flag = str(arg).split("=", 1)[0]
+                if flag in ROLE_FLAGS:
+                    errors.append("%s.extra_args sets %s, which the role sets itself from the worker's %s key: use "
+                                  "that key (an extra %s would silently override it)" % (where, flag, ROLE_FLAGS[flag], flag))
         passthrough = worker.get("supervisor_options") or {}
         if not isinstance(passthrough, dict):
             errors.append("%s.supervisor_options must be a mapping of supervisor option: value" % where)

@@ -418,3 +418,24 @@ def test_host_requirements_name_the_variable_to_fix():
     assert "/usr/bin/ionice" not in checks
     owners = dict((d["path"], d["owner"]) for d in needs["directories"])
     assert owners == {"/var/www/html/storage/logs": "www-data"}
+
+
+@pytest.mark.parametrize("workers, settings, words", [
+    pytest.param([{"name": "x", "queue": "q", "extra_args": ["--queue=other"]}], SETTINGS, "sets --queue", id="queue-in-extra-args"),
+    pytest.param([{"name": "x", "queue": "q", "extra_args": ["--sleep=1"]}], SETTINGS, "sets --sleep", id="sleep-in-extra-args"),
+    pytest.param([{"name": "x", "queue": "q", "extra_args": ["--timeout", "5"]}], SETTINGS, "sets --timeout",
+                 id="timeout-as-two-words"),
+    pytest.param([{"name": "x", "queue": "q", "nice": -5}], SETTINGS, "nice = -5 needs root", id="negative-nice"),
+    pytest.param([{"name": "x", "queue": "q", "ionice_class": "realtime"}], SETTINGS, "realtime needs root",
+                 id="realtime-io"),
+    pytest.param([{"name": "x", "queue": "q"}], dict(SETTINGS, stopwait_margin=-10), "queue_workers_stopwait_margin = -10",
+                 id="negative-margin"),
+])
+def test_inputs_that_would_silently_misbehave_are_refused(workers, settings, words):
+    errors = wp.settings_errors(settings, workers) + wp.worker_errors(workers, default_user=settings["user"])
+    assert any(words in e for e in errors), errors
+
+
+def test_root_workers_may_raise_their_priority():
+    worker = {"name": "x", "queue": "q", "user": "root", "nice": -5, "ionice_class": "realtime"}
+    assert wp.worker_errors([worker], allow_root=True, default_user="www-data") == []
