@@ -138,8 +138,8 @@ options:
     default: fail
   tools:
     description:
-      - Commands to look up on C(PATH) in the same call (RV(tools)), with an id (C(realpath:size:mtime)) that
-        changes when the binary is replaced.
+      - Commands to look up on C(PATH) in the same call (RV(tools)), with an id (C(realpath:size:mtime;libs)) that
+        changes when the binary or a shared library it links is replaced.
     type: list
     elements: str
     default: []
@@ -272,8 +272,10 @@ host:
   type: dict
 """
 
+import hashlib
 import os
 import pwd
+import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -361,10 +363,26 @@ def check_requirements(requirements):
     return failed
 
 
-def tool_id(path):
+def tool_id(module, path):
+    """REALPATH:SIZE:MTIME;LIBS of a binary, LIBS the first 16 hex digits of the sha256 of one
+    'REALPATH:SIZE:MTIME' line per shared library ldd lists (sorted by the path ldd prints), so
+    that the id changes when the binary or a library it links (libavcodec, libx264) is replaced.
+    The ffmpeg role writes its stamp the same way, with the same tools."""
     real = os.path.realpath(path)
     info = os.stat(real)
-    return "%s:%d:%d" % (real, info.st_size, int(info.st_mtime))
+    lines = []
+    ldd = module.get_bin_path("ldd")
+    if ldd:
+        rc, out, _err = module.run_command([ldd, real], environ_update={"LC_ALL": "C"})
+        for lib in sorted(set(re.findall(r"(/\S+)", out if rc == 0 else ""))):
+            lib = os.path.realpath(lib)
+            try:
+                stat = os.stat(lib)
+            except OSError:
+                continue
+            lines.append("%s:%d:%d\n" % (lib, stat.st_size, int(stat.st_mtime)))
+    libs = hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()[:16]
+    return "%s:%d:%d;%s" % (real, info.st_size, int(info.st_mtime), libs)
 
 
 def host_size():
@@ -426,7 +444,7 @@ def main():
     tools = {}
     for name in params["tools"]:
         path = module.get_bin_path(name) or ""
-        tools[name] = {"path": path, "id": tool_id(path) if path else ""}
+        tools[name] = {"path": path, "id": tool_id(module, path) if path else ""}
     result = dict(changed=False, ready=False, problems=[], pending=False, programs={}, apply=[], rollback=[],
                   orphans=[], supervisord_running=False, tools=tools,
                   files=dict((path, _read(path, 65536)) for path in params["files"]), host=host_size())

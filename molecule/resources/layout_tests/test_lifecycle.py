@@ -80,7 +80,16 @@ def test_the_ffmpeg_check_is_skipped_until_the_binary_changes(host):
     assert rc == 0, out
     assert task_status(out, "Encode one second of test video to HLS") == "ok"
     stamp = host.file("/var/lib/elms-queue-workers/ffmpeg-hls-verified").content_string
-    assert stamp == "/usr/bin/ffmpeg:%d:%d" % (host.file("/usr/bin/ffmpeg").size, host.file("/usr/bin/ffmpeg").mtime.timestamp())
+    assert stamp.startswith("/usr/bin/ffmpeg:%d:%d;" % (host.file("/usr/bin/ffmpeg").size,
+                                                       host.file("/usr/bin/ffmpeg").mtime.timestamp()))
+    rc, out = playbook("site.yml")
+    assert task_status(out, FFMPEG_ROLE) == "skipping"
+    # A library FFmpeg links (an upgraded libavcodec) is a new FFmpeg too.
+    host.check_output("touch $(readlink -f $(ldd /usr/bin/ffmpeg | grep -o '/[^ ]*libavcodec[^ ]*'))")
+    rc, out = playbook("site.yml")
+    assert rc == 0, out
+    assert task_status(out, "Encode one second of test video to HLS") == "ok"
+    assert host.file("/var/lib/elms-queue-workers/ffmpeg-hls-verified").content_string != stamp
     rc, out = playbook("site.yml")
     assert task_status(out, FFMPEG_ROLE) == "skipping"
 
