@@ -5,6 +5,7 @@ scenario's inventory) and look at process ids, the HLS output and failed_jobs. T
 build on each other, in file order.
 """
 
+import datetime
 import json
 
 import pytest
@@ -169,9 +170,25 @@ def test_changing_the_video_worker_lets_the_running_encode_finish(host, supervis
     assert "stopped: elms-video-worker_00 (exit status 0)" in log
     # ...and update returned only after that: the encode is complete.
     assert host.file(out_dir + "/done.json").exists
+    # In order: the encode started, then the deploy asked the worker to stop (it was still
+    # encoding), then the encode finished, then the worker exited.
+    done = json.loads(host.file(out_dir + "/done.json").content_string)
+    asked = log_time(log, "waiting for elms-video-worker_00 to stop")
+    stopped = log_time(log, "stopped: elms-video-worker_00 (exit status 0)")
+    assert iso_time(done["started_at"]) < asked < iso_time(done["finished_at"]) <= stopped
     for variant in ("240p", "144p"):
         assert "#EXT-X-ENDLIST" in host.file("%s/%s/index.m3u8" % (out_dir, variant)).content_string
     assert pids(supervisor_status)[VIDEO_PROC] != before[VIDEO_PROC]
+
+
+def log_time(log, words):
+    """When supervisord first logged a line containing words (its log is in the container's UTC)."""
+    line = next(line for line in log.splitlines() if words in line)
+    return datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=datetime.timezone.utc)
+
+
+def iso_time(text):
+    return datetime.datetime.fromisoformat(text)
 
 
 def test_no_job_was_lost(artisan):
