@@ -57,6 +57,7 @@ options:
         description:
           - The whole file text. It must start with the owner's marker line, and define C([program:NAME]).
           - Required unless O(programs[].state=absent).
+          - Never shown in output (it may carry environment values), even at C(-vvv).
         type: str
       state:
         description:
@@ -410,7 +411,7 @@ def main():
             owner=dict(type="str", required=True),
             programs=dict(type="list", elements="dict", required=True, options=dict(
                 name=dict(type="str", required=True),
-                content=dict(type="str", no_log=False),
+                content=dict(type="str", no_log=True),
                 state=dict(type="str", default="started", choices=list(state.DESIRED_STATES)),
                 mode=dict(type="str", default="0644"),
                 stopwaitsecs=dict(type="int", default=10),
@@ -532,8 +533,9 @@ def main():
                                     "action": entry["action"]})
         if not (entry["write"] or entry["remove"]) and entry["apply"]:
             kept = backups_of(params["backup_dir"], name, ext)
-            # Applied by an earlier run's handler that never ran: its previous version is the newest kept one.
-            result["rollback"].append({"path": path, "backup": kept[0] if kept else None, "new": False})
+            # Written by an earlier run whose handler never ran: what supervisord runs is the oldest kept copy.
+            result["rollback"].append({"path": path, "backup": kept[-1] if kept else None, "new": False, "name": name,
+                                       "mode": None})
         entry.pop("write")
         entry.pop("remove")
     result["programs"] = planned["programs"]
@@ -548,12 +550,23 @@ def main():
             for name in sorted(writes):
                 entry = planned["programs"][name]
                 path = entry["path"]
-                backup = keep_copy(path, params["backup_dir"], name, ext) if os.path.exists(path) else None
+                mode = files[name]["mode"] if name in files else None
+                kept = backups_of(params["backup_dir"], name, ext)
+                if kept and loaded and (name in loaded["added"] or name in loaded["changed"]):
+                    # An earlier run wrote a version supervisord never ran: what runs is the oldest kept copy.
+                    backup, mode = kept[-1], None
+                    stale = kept[:-1]
+                else:
+                    backup = keep_copy(path, params["backup_dir"], name, ext) if os.path.exists(path) else None
+                    stale = kept
+                for old in stale:
+                    os.unlink(old)
                 if entry["action"] == "removed":
                     os.unlink(path)
                 else:
                     write_atomic(path, by_name[name]["content"], by_name[name]["mode"])
-                result["rollback"].append({"path": path, "backup": backup, "new": backup is None})
+                result["rollback"].append({"path": path, "backup": backup, "new": backup is None and mode is None,
+                                           "name": name, "mode": mode})
         except (IOError, OSError) as exc:
             module.fail_json(msg="writing the program files failed: %s" % exc, **result)
     result["changed"] = result["pending"]

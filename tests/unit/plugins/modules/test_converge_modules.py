@@ -1,0 +1,544 @@
+"""supervisor_programs (the converge/write step) and supervisor_apply (its handler), run whole.
+
+Each test gets a real supervisord of its own (the one pinned in requirements-dev.txt), with a
+config in a temporary directory, an include directory conf.d/*.conf and a program of someone
+else (qw-mod-other, no marker) that must never be touched. The modules' main() run in-process the
+way Ansible's own module tests do: arguments patched in, the JSON printed on exit read back.
+"""
+
+import errno
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from unittest import mock
+
+import pytest
+
+from ansible.module_utils import basic
+from ansible.module_utils.common import warnings as ansible_warnings
+
+from ansible_collections.elms.queue_workers.plugins.module_utils import supervisor_rpc as rpc
+from ansible_collections.elms.queue_workers.plugins.modules import supervisor_apply
+from ansible_collections.elms.queue_workers.plugins.modules import supervisor_programs
+
+try:
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # ansible-core before 2.19
+    import contextlib
+
+    @contextlib.contextmanager
+    def patch_module_args(args=None):
+        payload = json.dumps({"ANSIBLE_MODULE_ARGS": args or {}}).encode("utf-8")
+        with mock.patch.object(basic, "_ANSIBLE_ARGS", payload):
+            yield
+
+
+OWNER = "test.owner"
+MARKER = "; Managed by Ansible (%s).\n" % OWNER
+NAME = "qw-mod-ours"
+OTHER = "qw-mod-other"
+SLEEP = "/bin/sleep 1000"
+DOWN = ("STOPPED", "EXITED", "FATAL")
+
+SUPERVISORD_CONF = """\
+[unix_http_server]
+file={socket}
+
+[supervisord]
+logfile=%(here)s/supervisord.log
+pidfile=%(here)s/supervisord.pid
+childlogdir=%(here)s/logs
+nodaemon=true
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix://{socket}
+
+[include]
+files = conf.d/*.conf
+"""
+
+OTHER_CONF = """\
+[program:{name}]
+command={command}
+startsecs=1
+"""
+
+
+def program_text(name=NAME, command=SLEEP, extra=""):
+    return "%s[program:%s]\ncommand=%s\nstartsecs=1\n%s" % (MARKER, name, command, extra)
+
+
+def failing_text(name=NAME):
+    return program_text(name, "/bin/false", "startretries=1\n")
+
+
+def wait_for(check, seconds=30):
+    deadline = time.monotonic() + seconds
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.1)
+
+
+def _environ(pid):
+    try:
+        with open("/proc/%s/environ" % pid, "rb") as handle:
+            raw = handle.read()
+    except (IOError, OSError):
+        return {}
+    return dict(item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+
+
+def children_of(socket_path):
+    """Pids of processes a supervisord serving socket_path spawned (its programs put this URL in their env)."""
+    url = ("unix://" + socket_path).encode("utf-8")
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid() and _environ(entry).get(b"SUPERVISOR_SERVER_URL") == url:
+            found.append(int(entry))
+    return found
+
+
+class Supervisord:
+    """A supervisord in a temporary directory; stop() ends it and every program it spawned."""
+
+    def __init__(self, here, socket_dir):
+        self.here = str(here)
+        self.socket_dir = socket_dir
+        self.socket = os.path.join(socket_dir, "supervisor.sock")
+        self.config = os.path.join(self.here, "supervisord.conf")
+        self.include = os.path.join(self.here, "conf.d")
+        self.backups = os.path.join(self.here, "backups")
+        self.process = None
+        self.leaked = []
+        os.mkdir(self.include)
+        os.mkdir(os.path.join(self.here, "logs"))
+        with open(self.config, "w") as handle:
+            handle.write(SUPERVISORD_CONF.format(socket=self.socket))
+        with open(self.path(OTHER), "w") as handle:
+            handle.write(OTHER_CONF.format(name=OTHER, command=SLEEP))
+
+    def path(self, name):
+        return os.path.join(self.include, name + ".conf")
+
+    def start(self):
+        with open(os.path.join(self.here, "stdout"), "a") as output:
+            self.process = subprocess.Popen([sys.executable, "-m", "supervisor.supervisord", "-c", self.config],
+                                            stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        started = wait_for(lambda: self.process.poll() is not None or self._answers())
+        if not started or self.process.poll() is not None:
+            with open(os.path.join(self.here, "stdout")) as handle:
+                pytest.fail("supervisord did not start:\n" + handle.read())
+        self.client = rpc.connect(self.config)
+
+    def _answers(self):
+        try:
+            return rpc.connect(self.config).state() == "RUNNING"
+        except rpc.RPCError:
+            return False
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        # supervisord stops its programs when it ends; whatever is still there was left behind.
+        for pid in children_of(self.socket):
+            self.leaked.append(pid)
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError as exc:
+                if exc.errno != errno.ESRCH:
+                    os.kill(pid, signal.SIGKILL)
+
+    # What supervisord runs, read independently of the modules.
+    def info(self, name=NAME):
+        return dict((p["group"], p) for p in self.client.processes()).get(name)
+
+    def groups(self):
+        return set(p["group"] for p in self.client.processes())
+
+    def running(self, name=NAME):
+        return wait_for(lambda: (self.info(name) or {}).get("statename") == "RUNNING" and self.info(name)["pid"])
+
+
+@pytest.fixture
+def sv(tmp_path):
+    if importlib.util.find_spec("supervisor") is None:
+        pytest.skip("supervisor is not installed in this interpreter (requirements-dev.txt pins it)")
+    # A short directory for the socket: a unix socket path must stay under 108 bytes. Its name is
+    # digits only, so that no random letters can look like a secret value in a result.
+    base = tempfile.gettempdir()
+    for attempt in range(1000):
+        socket_dir = os.path.join(base, "elms-mod-%d-%d" % (os.getpid(), attempt))
+        try:
+            os.mkdir(socket_dir, 0o700)
+            break
+        except FileExistsError:
+            continue
+    server = Supervisord(tmp_path, socket_dir)
+    try:
+        server.start()
+        assert server.running(OTHER), "the other program did not start"
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(socket_dir, ignore_errors=True)
+    assert not server.leaked, "processes of the test supervisord outlived it: %s" % server.leaked
+
+
+@pytest.fixture
+def run(capsys, monkeypatch):
+    """run(module, args, check_mode=False, diff=False) -> the module's result dict."""
+    # get_bin_path must find the venv's supervisord when none runs (the not-running case).
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+
+    def call(module, args, check_mode=False, diff=False):
+        capsys.readouterr()
+        args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
+        with patch_module_args(args), mock.patch.dict(ansible_warnings._global_warnings, clear=True):
+            with pytest.raises(SystemExit):
+                module.main()
+        out = capsys.readouterr().out
+        return json.loads(out)
+    return call
+
+
+def converge(run, sv, programs, check_mode=False, diff=False, **extra):
+    args = dict(owner=OWNER, programs=programs, config_file=sv.config, backup_dir=sv.backups)
+    args.update(extra)
+    return run(supervisor_programs, args, check_mode=check_mode, diff=diff)
+
+
+def apply(run, sv, converged, **extra):
+    args = dict(config_file=sv.config, programs=converged["apply"], rollback=converged["rollback"], wait_timeout=30)
+    args.update(extra)
+    return run(supervisor_apply, args)
+
+
+def ours(content=None, **extra):
+    entry = dict(name=NAME, content=program_text() if content is None else content)
+    entry.update(extra)
+    return entry
+
+
+def read(path):
+    with open(path) as handle:
+        return handle.read()
+
+
+def write(path, text):
+    with open(path, "w") as handle:
+        handle.write(text)
+    os.chmod(path, 0o644)
+
+
+def rollback_of(result):
+    """The rollback entries' path, backup and new (the keys supervisor_apply acts on)."""
+    return [dict((k, e.get(k)) for k in ("path", "backup", "new")) for e in result["rollback"]]
+
+
+def warning_texts(result):
+    """The module's warnings as text (ansible-core 2.19 returns each as a serialized WarningSummary)."""
+    texts = []
+    for warning in result.get("warnings", []):
+        if isinstance(warning, dict):
+            warning = (warning.get("event") or {}).get("msg") or warning.get("msg") or ""
+        texts.append(warning)
+    return texts
+
+
+def kept_backups(sv):
+    return sorted(os.listdir(sv.backups)) if os.path.isdir(sv.backups) else []
+
+
+def installed(run, sv, content=None):
+    """Write and apply our program; returns its pid."""
+    result = converge(run, sv, [ours(content)])
+    assert not result.get("failed"), result.get("msg")
+    applied = apply(run, sv, result)
+    assert not applied.get("failed"), applied.get("msg")
+    return sv.running()
+
+
+# 1
+def test_check_mode_on_an_empty_include_dir_writes_nothing(run, sv):
+    result = converge(run, sv, [ours()], check_mode=True)
+
+    assert not result.get("failed"), result.get("msg")
+    assert result["changed"] is True and result["pending"] is True
+    assert result["programs"][NAME]["action"] == "added"
+    assert not os.path.exists(sv.path(NAME))
+    assert os.listdir(sv.include) == [OTHER + ".conf"]
+    assert NAME not in sv.groups()
+
+
+# 2
+def test_write_apply_then_nothing_to_do(run, sv):
+    result = converge(run, sv, [ours()])
+    assert not result.get("failed"), result.get("msg")
+    assert result["changed"] is True and result["programs"][NAME]["action"] == "added"
+    assert rollback_of(result) == [{"path": sv.path(NAME), "backup": None, "new": True}]
+    info = os.stat(sv.path(NAME))
+    assert stat.S_IMODE(info.st_mode) == 0o644 and info.st_uid == 0 and info.st_gid == 0
+    assert read(sv.path(NAME)) == program_text()
+
+    applied = apply(run, sv, result)
+    assert not applied.get("failed"), applied.get("msg")
+    assert applied["changed"] is True and applied["added"] == [NAME]
+    assert sv.info()["statename"] == "RUNNING"
+    pid = applied["pids"][NAME]["after"]["%s:%s" % (NAME, NAME)]
+    assert pid and pid == sv.info()["pid"]
+
+    again = converge(run, sv, [ours()])
+    assert not again.get("failed"), again.get("msg")
+    assert again["changed"] is False and again["pending"] is False
+    assert again["programs"][NAME]["action"] == "unchanged"
+    assert again["apply"] == [] and again["rollback"] == []
+
+
+# 3
+def test_changed_file_restarts_only_our_group(run, sv):
+    other_pid = sv.running(OTHER)
+    old_pid = installed(run, sv)
+
+    result = converge(run, sv, [ours(program_text(extra="stopwaitsecs=5\n"))])
+    assert result["programs"][NAME]["action"] == "changed"
+    assert result["changed"] is True
+    applied = apply(run, sv, result)
+
+    assert not applied.get("failed"), applied.get("msg")
+    assert applied["updated"] == [NAME] and applied["added"] == [] and applied["removed"] == []
+    new_pid = sv.running()
+    assert new_pid and new_pid != old_pid
+    assert applied["pids"][NAME]["before"] == {"%s:%s" % (NAME, NAME): old_pid}
+    assert applied["pids"][NAME]["after"] == {"%s:%s" % (NAME, NAME): new_pid}
+    assert sv.info(OTHER)["pid"] == other_pid
+    assert kept_backups(sv) == []  # the previous version is forgotten once the new one runs
+
+
+# 4
+def test_written_but_not_applied_is_pending(run, sv):
+    old_pid = installed(run, sv)
+    newer = program_text(extra="stopwaitsecs=7\n")
+    write(sv.path(NAME), newer)  # as if an earlier run wrote it and its handler never ran
+
+    result = converge(run, sv, [ours(newer)])
+    assert not result.get("failed"), result.get("msg")
+    assert result["programs"][NAME]["action"] == "pending"
+    assert result["changed"] is True and result["pending"] is True
+    assert [e["name"] for e in result["apply"]] == [NAME]
+
+    applied = apply(run, sv, result)
+    assert not applied.get("failed"), applied.get("msg")
+    assert applied["updated"] == [NAME]
+    new_pid = sv.running()
+    assert new_pid and new_pid != old_pid
+    assert read(sv.path(NAME)) == newer
+
+
+# 5
+def test_stopped_process_is_started(run, sv):
+    installed(run, sv)
+    sv.client.stop_process("%s:%s" % (NAME, NAME))
+    assert sv.info()["statename"] == "STOPPED"
+
+    result = converge(run, sv, [ours()])
+    assert result["programs"][NAME]["action"] == "started"
+    assert result["changed"] is True and result["pending"] is True
+    applied = apply(run, sv, result)
+
+    assert not applied.get("failed"), applied.get("msg")
+    assert applied["started"] == ["%s:%s" % (NAME, NAME)]
+    assert sv.info()["statename"] == "RUNNING"
+
+
+# 6
+def test_stopped_then_absent(run, sv):
+    installed(run, sv)
+
+    result = converge(run, sv, [ours(state="stopped")])
+    assert result["programs"][NAME]["action"] == "stopped"
+    applied = apply(run, sv, result)
+    assert not applied.get("failed"), applied.get("msg")
+    assert applied["stopped"] == ["%s:%s" % (NAME, NAME)]
+    assert sv.info()["statename"] == "STOPPED"
+
+    result = converge(run, sv, [dict(name=NAME, state="absent")])
+    assert not result.get("failed"), result.get("msg")
+    assert result["programs"][NAME]["action"] == "removed" and result["changed"] is True
+    assert not os.path.exists(sv.path(NAME))
+    backups = kept_backups(sv)
+    assert len(backups) == 1 and backups[0].startswith(NAME + ".conf.")
+    assert read(os.path.join(sv.backups, backups[0])) == program_text()
+    assert rollback_of(result) == [{"path": sv.path(NAME), "backup": os.path.join(sv.backups, backups[0]), "new": False}]
+    assert NAME in sv.groups()  # not applied yet
+
+    applied = apply(run, sv, result)
+    assert not applied.get("failed"), applied.get("msg")
+    assert applied["removed"] == [NAME]
+    assert NAME not in sv.groups()
+    assert kept_backups(sv) == []
+    assert OTHER in sv.groups()
+
+
+# 7
+def test_foreign_file_of_the_same_name(run, sv):
+    foreign = "[program:%s]\ncommand=%s\nstartsecs=1\nstopwaitsecs=3\n" % (NAME, SLEEP)
+    write(sv.path(NAME), foreign)
+    sv.client.reload_config()
+    sv.client.add_group(NAME)
+    foreign_pid = sv.running()
+
+    result = converge(run, sv, [ours()])
+    assert result.get("failed") is True
+    assert sv.path(NAME) in result["msg"] and "someone else" in result["msg"]
+    assert read(sv.path(NAME)) == foreign
+    assert kept_backups(sv) == []
+
+    result = converge(run, sv, [ours()], take_over=True)
+    assert not result.get("failed"), result.get("msg")
+    assert result["programs"][NAME]["action"] == "changed"
+    assert read(sv.path(NAME)) == program_text()
+    backups = kept_backups(sv)
+    assert len(backups) == 1 and read(os.path.join(sv.backups, backups[0])) == foreign
+    applied = apply(run, sv, result)
+    assert not applied.get("failed"), applied.get("msg")
+    assert applied["updated"] == [NAME]
+    assert sv.running() != foreign_pid
+
+
+# 8
+def test_changed_program_that_cannot_start_is_rolled_back(run, sv):
+    old_pid = installed(run, sv)
+
+    result = converge(run, sv, [ours(failing_text())])
+    assert result["programs"][NAME]["action"] == "changed"
+    assert read(sv.path(NAME)) == failing_text()
+    applied = apply(run, sv, result)
+
+    assert applied.get("failed") is True
+    assert NAME in applied["msg"] and "previous version was put back and runs again" in applied["msg"]
+    assert applied["rolled_back"] == [sv.path(NAME)]
+    assert NAME in applied["not_running"]
+    assert read(sv.path(NAME)) == program_text()
+    assert kept_backups(sv) == []
+    new_pid = sv.running()
+    assert new_pid and new_pid != old_pid
+    assert sv.info()["statename"] == "RUNNING"
+    # The previous version is what supervisord runs now: nothing left to apply.
+    again = converge(run, sv, [ours()])
+    assert again["programs"][NAME]["action"] == "unchanged" and again["pending"] is False
+
+
+def test_new_program_that_cannot_start_is_stopped(run, sv):
+    result = converge(run, sv, [ours(failing_text())])
+    assert result["programs"][NAME]["action"] == "added"
+    applied = apply(run, sv, result)
+
+    assert applied.get("failed") is True
+    assert NAME in applied["msg"] and "it is new" in applied["msg"]
+    assert applied["rolled_back"] == []
+    assert sv.info()["statename"] in DOWN
+    time.sleep(1.5)  # nothing brings it back up
+    assert sv.info()["statename"] in DOWN
+    assert sv.info(OTHER)["statename"] == "RUNNING"
+
+
+# 9
+def test_refused_file_is_put_back_and_nothing_applied(run, sv):
+    old_pid = installed(run, sv)
+    refused = program_text(extra="stdout_logfile=/nonexistent/dir/x.log\n")
+
+    result = converge(run, sv, [ours(refused)])
+    assert not result.get("failed"), result.get("msg")
+    assert read(sv.path(NAME)) == refused
+    applied = apply(run, sv, result)
+
+    assert applied.get("failed") is True
+    assert "refused" in applied["msg"] and sv.path(NAME) in applied["msg"]
+    assert applied["rolled_back"] == [sv.path(NAME)]
+    assert applied["updated"] == [] and applied["added"] == [] and applied["removed"] == []
+    assert read(sv.path(NAME)) == program_text()
+    assert sv.info()["pid"] == old_pid and sv.info()["statename"] == "RUNNING"
+    assert sv.client.reload_config() == ([], [], [])
+
+
+# 10
+def test_broken_foreign_file_blocks_writes_only(run, sv):
+    broken = sv.path("qw-mod-broken")
+    write(broken, "[program:qw-mod-broken]\nthis line is no option\n")
+
+    result = converge(run, sv, [ours()])
+    assert result.get("failed") is True
+    assert broken in result["msg"] and "Nothing was written" in result["msg"]
+    assert not os.path.exists(sv.path(NAME))
+
+    os.unlink(broken)
+    pid = installed(run, sv)
+    write(broken, "[program:qw-mod-broken]\nthis line is no option\n")
+    result = converge(run, sv, [ours()])
+    assert not result.get("failed"), result.get("msg")
+    assert result["changed"] is False and result["programs"][NAME]["action"] == "unchanged"
+    assert broken in result["warnings_blocked"]
+    assert any("cannot read its config" in w and broken in w for w in warning_texts(result))
+    assert sv.info()["pid"] == pid
+
+
+# 11
+def test_diff_hides_environment_values(run, sv):
+    text = program_text(extra='environment=SECRET="v1"\n')
+    result = converge(run, sv, [ours(text)], diff=True)
+
+    assert not result.get("failed"), result.get("msg")
+    assert read(sv.path(NAME)) == text
+    diff = json.dumps(result["diff"])
+    assert "(values hidden)" in diff and "v1" not in diff
+    assert NAME in diff  # the rest of the file is shown
+    dumped = json.dumps(result)
+    assert "v1" not in dumped
+    assert text not in dumped and json.dumps(text)[1:-1] not in dumped
+
+
+# 12
+def test_supervisord_not_running_is_reported(run, sv):
+    installed(run, sv)
+    sv.stop()
+
+    result = converge(run, sv, [ours()], include_dir=sv.include, include_extension="conf")
+    assert not result.get("failed"), result.get("msg")
+    assert result["supervisord_running"] is False
+    assert result["pending"] is True and result["changed"] is True
+    assert [e["name"] for e in result["apply"]] == [NAME]
+    assert read(sv.path(NAME)) == program_text()
+
+
+# 13
+def test_requirements_fail_before_writing(run, sv, tmp_path):
+    missing_file = str(tmp_path / "no-such-file")
+    require = [
+        dict(kind="user", value="qw-no-such-user", msg="the user qw-no-such-user does not exist"),
+        dict(kind="file", value=missing_file, msg="%s is missing" % missing_file),
+    ]
+    result = converge(run, sv, [ours()], require=require)
+
+    assert result.get("failed") is True
+    assert "the user qw-no-such-user does not exist" in result["msg"]
+    assert "%s is missing" % missing_file in result["msg"]
+    assert result["errors"] == [r["msg"] for r in require]
+    assert not os.path.exists(sv.path(NAME))
+    assert kept_backups(sv) == []
