@@ -11,48 +11,41 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import datetime
 import fnmatch
+import os
 import re
+import shlex
+
+from ansible_collections.elms.queue_workers.plugins.module_utils import supervisor_layout as layout
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 LABELS = {OK: " OK ", WARN: "WARN", FAIL: "FAIL", SKIP: "SKIP"}
 
+# supervisor's fault code for a config it cannot read (supervisor/xmlrpc.py, Faults.CANT_REREAD).
+CANT_REREAD = 92
+# States of a process that cannot start: supervisor retries it (BACKOFF) or gave up (FATAL).
+CANNOT_START = ("FATAL", "BACKOFF")
+# States of a worker that is kept stopped on purpose (state: stopped, or autostart: false).
+STOPPED_STATES = ("STOPPED", "EXITED")
+# How far back a supervisord log line about a worker that could not start counts.
+START_ERROR_WINDOW = 60
+# Programs that exec the command they are given: the process supervisord watches shows
+# only the command at the end of the chain (a worker with nice/ionice runs as php).
+EXEC_WRAPPERS = frozenset(["nice", "ionice", "chrt", "taskset", "env", "stdbuf", "setpriv", "numactl"])
+
 SECTION_RE = re.compile(r"^\s*\[program:([^\]]+)\]\s*$")
-AVAIL_RE = re.compile(r"^(\S+)\s+(in use|avail)\s")
-STATUS_RE = re.compile(r"^(\S+)\s+([A-Z]+)\s*(.*)$")
+# supervisord's log: "2026-03-01 12:00:00,123 INFO gave up: NAME entered FATAL state, ..."
+LOG_LINE_RE = re.compile(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})(?:,\d+)?\s+\S+\s+(.*)$")
+GAVE_UP_RE = re.compile(r"^gave up: (\S+) ")
+EXITED_RE = re.compile(r"^exited: (\S+) \(exit status \d+; not expected\)")
+SPAWNERR_RE = re.compile(r"^spawnerr: (.*)$")
 DOTENV_RE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(.*?)\s*$")
 
 
 def program_sections(text):
     """Names of the [program:x] sections of a supervisor config file's text."""
     return [m.group(1).strip() for m in (SECTION_RE.match(line) for line in (text or "").splitlines()) if m]
-
-
-def _group(namespec):
-    return namespec.split(":", 1)[0]
-
-
-def parse_avail(text):
-    """{group: {'in use': n, 'avail': n}} from 'supervisorctl avail' lines ('g:g_00  in use  auto  999:999')."""
-    groups = {}
-    for line in (text or "").splitlines():
-        match = AVAIL_RE.match(line)
-        if match:
-            counts = groups.setdefault(_group(match.group(1)), {"in use": 0, "avail": 0})
-            counts[match.group(2)] += 1
-    return groups
-
-
-def parse_status(text):
-    """{group: [(process, STATE, description)]} from 'supervisorctl status' lines."""
-    groups = {}
-    for line in (text or "").splitlines():
-        match = STATUS_RE.match(line.strip())
-        if match and match.group(2) in ("RUNNING", "STARTING", "BACKOFF", "STOPPING", "STOPPED",
-                                        "EXITED", "FATAL", "UNKNOWN"):
-            groups.setdefault(_group(match.group(1)), []).append(
-                (match.group(1), match.group(2), match.group(3).strip()))
-    return groups
 
 
 def parse_dotenv(text):
@@ -95,8 +88,9 @@ def _supervisord(obs):
         found.append(_finding("supervisord", OK, "running, pid %s, started with %s (%s)" % (
             sup.get("pid"), sup.get("config_file"), sup.get("config_source") or "?")))
     elif sup.get("supervisord_path"):
-        found.append(_finding("supervisord", FAIL, "supervisord is installed (%s) but not running, so no worker runs"
-                              % sup["supervisord_path"],
+        # A supervisord that was killed leaves its workers running, unmanaged (see orphans).
+        found.append(_finding("supervisord", FAIL, "supervisord is installed (%s) but not running, so no worker %s"
+                              % (sup["supervisord_path"], "is managed" if obs.get("orphans") else "runs"),
                               "start it and enable it at boot: systemctl enable --now %s (or run the site playbook); "
                               "if it fails to start, read the supervisord log below" % service))
     else:
@@ -104,7 +98,8 @@ def _supervisord(obs):
                               "run the site playbook (elms.queue_workers.site), which installs it"))
     for problem in sup.get("problems") or []:
         found.append(_finding("config", FAIL, problem, "see the problem's own advice; override with "
-                              "supervisor_config_file / supervisor_include_dir / supervisor_include_extension"))
+                              "queue_workers_supervisor_config_file / queue_workers_supervisor_include_dir / "
+                              "queue_workers_supervisor_include_extension"))
     if sup.get("config_file") and sup.get("include_dir"):
         found.append(_finding("config", OK, "%s; [include] files = %s; program files go in %s/*%s" % (
             sup["config_file"], " ".join(sup.get("include_globs") or []), sup["include_dir"],
@@ -142,51 +137,260 @@ def _program_files(obs):
     return found
 
 
-def _supervisorctl(obs):
+def file_commands(text, name, here, env=None, host_node_name=""):
+    """The command line of each process of [program:NAME] in a file's text, as supervisord runs it.
+
+    Follows supervisor/options.py (4.x), processes_from_section: command= gets
+    %(program_name)s, %(group_name)s, %(process_num)d, %(numprocs)d, %(here)s,
+    %(host_node_name)s and %(ENV_X)s (supervisord's own environment) expanded, '%%'
+    becoming '%', for each process_num from numprocs_start on, and is split with shlex.
+    Returns (argvs, error): the distinct argv lists (none when the text has no such
+    section or no command=), and why they could not be worked out (or None).
+    """
+    try:
+        parser = layout.parse_config(text or "")
+    except layout.LayoutError as exc:
+        return [], str(exc)
+    section = "program:%s" % name
+    if not parser.has_section(section) or not parser.has_option(section, "command"):
+        return [], None
+    common = {"here": here, "program_name": name, "group_name": name, "host_node_name": host_node_name or ""}
+    for key, value in (env or {}).items():
+        common["ENV_%s" % key] = value
+    try:
+        counts = []
+        for option, default in (("numprocs", "1"), ("numprocs_start", "0")):
+            value = parser.get(section, option, raw=True) if parser.has_option(section, option) else default
+            counts.append(int(value % common))
+    except (KeyError, ValueError, TypeError) as exc:
+        return [], "[%s] numprocs cannot be read: %s" % (section, exc)
+    numprocs, first = counts
+    raw = parser.get(section, "command", raw=True)
+    argvs = []
+    for number in range(first, first + min(max(numprocs, 1), 1000)):
+        try:
+            argv = shlex.split(raw % dict(common, process_num=number, numprocs=numprocs))
+        except KeyError as exc:
+            return [], "[%s] command names %s, which supervisord cannot expand" % (section, exc)
+        except (ValueError, TypeError) as exc:
+            return [], "[%s] command cannot be expanded and split: %s" % (section, exc)
+        if argv not in argvs:
+            argvs.append(argv)
+    return argvs, None
+
+
+def runs_command(actual, expected):
+    """Whether a process's argv is the expected command line.
+
+    A command that starts with an exec wrapper (nice, ionice, ...) shows as the command
+    at the end of the chain: /usr/bin/nice -n 10 /usr/bin/php artisan ... runs as
+    /usr/bin/php artisan ...
+    """
+    actual, expected = list(actual or []), list(expected or [])
+    if actual == expected:
+        return True
+    tail = len(actual)
+    return (0 < tail < len(expected) and expected[-tail:] == actual
+            and os.path.basename(expected[0]) in EXEC_WRAPPERS)
+
+
+def command_drift(prog, procs, cmdlines):
+    """RUNNING processes of a program whose command line is not any its file gives.
+
+    prog: an obs program (its ``commands``); procs: its getAllProcessInfo entries;
+    cmdlines: {pid: argv} read from /proc (a pid missing there is not judged).
+    """
+    expected = prog.get("commands") or []
+    drift = []
+    if not expected:
+        return drift
+    for proc in procs:
+        pid = proc.get("pid")
+        if proc.get("statename") != "RUNNING" or not pid or not cmdlines.get(pid):
+            continue
+        if not any(runs_command(cmdlines[pid], argv) for argv in expected):
+            drift.append({"pid": pid, "process": "%s:%s" % (proc.get("group"), proc.get("name")),
+                          "cmdline": cmdlines[pid]})
+    return drift
+
+
+def _log_time(text):
+    try:
+        return datetime.datetime.strptime(text, "%Y-%m-%d %H:%M:%S")
+    except (TypeError, ValueError):
+        return None
+
+
+def start_errors(lines, names, commands, now, window=START_ERROR_WINDOW):
+    """supervisord log lines of the last `window` seconds saying one of these processes could not start.
+
+    lines: supervisord's log; names: process names as supervisord logs them (without the
+    group: elms-default-worker_00); commands: the program's executables, since a spawnerr
+    such as "can't find command '/usr/bin/php'" names no process; now: the host's local
+    time ('YYYY-MM-DD HH:MM:SS'), which is what supervisord logs in. Counted: "gave up:
+    NAME", "exited: NAME (exit status N; not expected)" and "spawnerr: ..." naming one of
+    them. An expected exit (a worker recycling after --max-time exits 0) is not counted.
+    """
+    current = _log_time(now)
+    if current is None:
+        return []
+    quoted = ["'%s'" % token for token in list(names) + list(commands) if token]
+    found = []
+    for line in lines or []:
+        line = line.strip()
+        match = LOG_LINE_RE.match(line)
+        when = _log_time(match.group(1)) if match else None
+        if when is None or abs((current - when).total_seconds()) > window:
+            continue
+        message = match.group(2)
+        named = GAVE_UP_RE.match(message) or EXITED_RE.match(message)
+        if named:
+            if named.group(1) in names:
+                found.append(line)
+            continue
+        spawnerr = SPAWNERR_RE.match(message)
+        if spawnerr and any(token in spawnerr.group(1) for token in quoted):
+            found.append(line)
+    return found
+
+
+def _one_line(text):
+    return re.sub(r"\s*\n\s*", " ", (text or "").strip())
+
+
+def _ctl(sup):
+    return "%s -c %s" % (sup.get("supervisorctl_path") or "supervisorctl", sup.get("config_file"))
+
+
+def _pids(items):
+    return ", ".join("pid %s (%s)" % (item["pid"], item["process"]) for item in items)
+
+
+def _processes(obs):
+    """What supervisord runs of each worker, and whether it has applied each program file."""
     sup = obs.get("supervisor") or {}
     programs = obs.get("programs") or []
     if not sup.get("running"):
-        return [_finding("supervisorctl", SKIP, "avail/status not asked: supervisord is not running")]
-    ctl = obs.get("supervisorctl") or {}
-    if ctl.get("error"):
-        return [_finding("supervisorctl", FAIL, "supervisorctl cannot talk to supervisord: %s" % ctl["error"],
+        return [_finding("processes", SKIP, "not asked: supervisord is not running")]
+    api = obs.get("rpc") or {}
+    if api.get("error"):
+        return [_finding("processes", FAIL, "cannot talk to supervisord: %s" % api["error"],
                          "check [supervisorctl] serverurl and [unix_http_server] file in %s; "
                          "run it as root" % sup.get("config_file"))]
-    ctl_cmd = "%s -c %s" % (sup.get("supervisorctl_path") or "supervisorctl", sup.get("config_file"))
-    avail = parse_avail(ctl.get("avail"))
-    status = parse_status(ctl.get("status"))
+    ctl_cmd = _ctl(sup)
     found = []
+    problem = api.get("reread_error")
+    message = problem and _one_line(problem.get("message"))
+    if problem and problem.get("code") == CANT_REREAD:
+        # supervisord says "CANT_REREAD: File contains parsing errors: PATH\n\t[line  3]: ...".
+        message = re.sub(r"^CANT_REREAD:\s*", "", message)
+        found.append(_finding("config", FAIL, "supervisord cannot read its config: %s" % message,
+                              "fix or remove the file it names: until then supervisord adds and changes no program "
+                              "(the site playbook writes none), and a restart of supervisord would fail on it"))
+    elif problem:
+        found.append(_finding("config", WARN, "supervisord did not say which program files changed: %s"
+                              % message, "%s reread shows the same; read the supervisord log below"
+                              % ctl_cmd))
+    reread = api.get("reread") or {}
+    groups = {}
+    for info in api.get("processes") or []:
+        groups.setdefault(info.get("group"), []).append(info)
+    log = obs.get("log") or {}
+    cmdlines = obs.get("cmdlines") or {}
     for prog in programs:
         name = prog["name"]
-        counts = avail.get(name)
-        loaded = prog.get("file_exists") or any(
-            loaded_by(path, sup.get("include_globs"), sup.get("config_file")) for path in prog.get("defined_in") or [])
-        if counts is None:
+        procs = groups.get(name, [])
+        if name in (reread.get("added") or []):
+            found.append(_finding("loaded %s" % name, FAIL, "%s is read but not added: supervisord has its program "
+                                  "file but runs no process of it" % name,
+                                  "%s update %s (or run the site playbook)" % (ctl_cmd, name)))
+            continue
+        drift = command_drift(prog, procs, cmdlines)
+        if name in (reread.get("changed") or []):
+            text = "%s differs from what supervisord runs: a change was written but not applied" % (
+                prog.get("file") if prog.get("file_exists") else "%s's program file" % name)
+            if drift:
+                text += "; %s still %s the older command line" % (_pids(drift), "runs" if len(drift) == 1 else "run")
+            found.append(_finding("loaded %s" % name, FAIL, text, "run the site playbook, which applies it (or %s "
+                                  "update %s)" % (ctl_cmd, name)))
+        elif drift:
+            if problem:
+                fix = ("supervisord cannot read its config (see above), so it still has the older one: fix that "
+                       "first, then run the site playbook, which applies the file (or %s update %s)" % (ctl_cmd, name))
+            else:
+                fix = ("supervisord has the file's command but these processes were started with another: %s "
+                       "restart '%s:*' (each worker finishes its job first)" % (ctl_cmd, name))
+            found.append(_finding("command %s" % name, FAIL, "%s %s an older command line than its file: %s; the "
+                                  "file says: %s" % (_pids(drift), "runs" if len(drift) == 1 else "run",
+                                                     " ".join(drift[0]["cmdline"]), " ".join(prog["commands"][0])),
+                                  fix))
+        if not procs:
             # A file supervisord does not load at all is the file finding's business.
+            loaded = prog.get("file_exists") or any(
+                loaded_by(path, sup.get("include_globs"), sup.get("config_file"))
+                for path in prog.get("defined_in") or [])
             if loaded:
-                found.append(_finding("loaded %s" % name, FAIL, "supervisord has not read %s's program file yet"
-                                      % name, "%s reread && %s update (the site playbook's handler does this)"
+                found.append(_finding("loaded %s" % name, FAIL, "supervisord has not read %s's program file"
+                                      % name, "%s reread && %s update (the site playbook applies it)"
                                       % (ctl_cmd, ctl_cmd)))
             continue
-        if counts["avail"]:
-            found.append(_finding("loaded %s" % name, FAIL, "%s is read but not added (%d process(es) 'avail', "
-                                  "not 'in use')" % (name, counts["avail"]),
-                                  "%s update %s" % (ctl_cmd, name)))
-            continue
-        procs = status.get(name, [])
-        bad = [p for p in procs if p[1] != "RUNNING"]
-        if not procs:
-            found.append(_finding("running %s" % name, FAIL, "%s has no process in supervisorctl status" % name,
-                                  "%s update %s" % (ctl_cmd, name)))
-        elif bad:
-            found.append(_finding("running %s" % name, FAIL, "%d of %d process(es) not RUNNING: %s" % (
-                len(bad), len(procs), "; ".join("%s %s %s" % p for p in bad)),
-                "read %s's log below: a FATAL/BACKOFF worker dies at start (wrong app dir or php, storage/ "
-                "not writable, the app does not boot); after the fix: %s start '%s:*'"
-                % (name, ctl_cmd, name)))
-        else:
-            found.append(_finding("running %s" % name, OK, "%d process(es) RUNNING" % len(procs)))
+        names = [proc.get("name") for proc in procs]
+        commands = [argv[0] for argv in prog.get("commands") or [] if argv]
+        lines = start_errors(log.get("lines"), names, commands, log.get("now"))
+        found.extend(_running(prog, procs, lines, ctl_cmd))
     return found
+
+
+def _describe(proc):
+    text = "%s:%s %s %s" % (proc.get("group"), proc.get("name"), proc.get("statename"), proc.get("description") or "")
+    text = text.rstrip()
+    if proc.get("spawnerr"):
+        text += " (spawnerr: %s)" % proc["spawnerr"]
+    return text
+
+
+def _running(prog, procs, lines, ctl_cmd):
+    name = prog["name"]
+    recent = ""
+    if lines:
+        recent = "; supervisord log in the last minute: %s" % " | ".join(lines[-3:])
+    fix = ("read %s's log below: a FATAL/BACKOFF worker dies at start (wrong app dir or php, storage/ not writable, "
+           "the app does not boot); after the fix: %s start '%s:*'" % (name, ctl_cmd, name))
+    if prog.get("state") == "stopped":
+        stuck = [p for p in procs if p.get("statename") in CANNOT_START]
+        if stuck:
+            return [_finding("running %s" % name, FAIL, "%d of %d process(es) cannot start: %s%s" % (
+                len(stuck), len(procs), "; ".join(_describe(p) for p in stuck), recent), fix)]
+        return [_finding("running %s" % name, OK, "%d process(es), kept stopped (started by hand): %s" % (
+            len(procs), ", ".join(sorted(set(p.get("statename") for p in procs)))))]
+    bad = [p for p in procs if p.get("statename") != "RUNNING"]
+    if bad:
+        return [_finding("running %s" % name, FAIL, "%d of %d process(es) not RUNNING: %s%s" % (
+            len(bad), len(procs), "; ".join(_describe(p) for p in bad), recent), fix)]
+    found = [_finding("running %s" % name, OK, "%d process(es) RUNNING" % len(procs))]
+    if lines:
+        found.append(_finding("start %s" % name, WARN, "could not start in the last minute, runs now: %s"
+                              % " | ".join(lines[-3:]),
+                              "read %s's log below: a worker that keeps exiting at start ends FATAL" % name))
+    return found
+
+
+def _orphans(obs):
+    orphans = obs.get("orphans")
+    if orphans is None:
+        return []
+    if not orphans:
+        return [_finding("orphans", OK, "no worker left running by a supervisord that is gone")]
+    items = []
+    for orphan in orphans:
+        process = orphan.get("process") or orphan.get("group")
+        if process != orphan.get("group"):
+            process = "%s:%s" % (orphan.get("group"), process)
+        items.append({"pid": orphan["pid"], "process": process})
+    return [_finding("orphans", FAIL, "%d worker process(es) left running by a supervisord that is gone (it crashed "
+                     "or was killed): %s" % (len(items), _pids(items)),
+                     "they run old code unmanaged beside the managed ones; the site playbook stops them gracefully "
+                     "(SIGTERM, the job finishes), or kill -TERM %s" % " ".join(str(o["pid"]) for o in orphans))]
 
 
 def _app(obs):
@@ -280,7 +484,7 @@ def _ffmpeg(obs):
 
 def evaluate(obs):
     """Every finding, in the order of the guide's checklist."""
-    return _supervisord(obs) + _program_files(obs) + _supervisorctl(obs) + _app(obs) + _queue(obs) + _ffmpeg(obs)
+    return _supervisord(obs) + _program_files(obs) + _processes(obs) + _orphans(obs) + _app(obs) + _queue(obs) + _ffmpeg(obs)
 
 
 def summary(findings):

@@ -16,7 +16,14 @@ description:
   - Read-only. Looks at what the guide's "still stuck?" list asks an admin to look at, in one call.
     Whether supervisord runs and with which config and C([include]); whether each worker's program
     file is in the include directory with the right extension (and where it is when it is not);
-    C(supervisorctl avail) and C(status); the last lines of each worker's log and of supervisord's log.
+    the last lines of each worker's log and of supervisord's log.
+  - Asks supervisord itself, through its XML-RPC API (the one C(supervisorctl) uses), for the state of
+    each worker's processes and for which program files differ from what it runs (C(reloadConfig), what
+    C(supervisorctl reread) shows; supervisord reads the files again and applies nothing). A program file
+    written but not applied, a group read but not added, and a config supervisord cannot read are each named.
+  - Compares the command line of each RUNNING worker (C(/proc/PID/cmdline)) with its program file's
+    C(command=), names the workers that could not start (their C(spawnerr), and supervisord's log lines
+    of the last minute), and looks for workers left running by a supervisord that died (orphans).
   - It also checks whether the worker user can run C(artisan queue:work --once) (on a queue name no job
     uses, so no real job is taken) and write C(storage/), whether FFmpeg encodes one second of HLS (in
     a temporary directory that is removed), the app's queue connection (C(sync) makes workers
@@ -48,7 +55,7 @@ options:
     type: str
     required: true
   php:
-    description: The php binary; empty means the one on C(PATH).
+    description: The php binary (C(queue_workers_php)); empty means the one on C(PATH).
     type: str
     default: ""
   connection:
@@ -143,10 +150,13 @@ import pwd
 import shlex
 import shutil
 import tempfile
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.elms.queue_workers.plugins.module_utils import diagnosis
+from ansible_collections.elms.queue_workers.plugins.module_utils import orphans as orphan_procs
 from ansible_collections.elms.queue_workers.plugins.module_utils import supervisor_layout as layout
+from ansible_collections.elms.queue_workers.plugins.module_utils import supervisor_rpc as rpc
 from ansible_collections.elms.queue_workers.plugins.module_utils import worker_programs as workers
 
 C_ENV = {"LC_ALL": "C"}
@@ -175,7 +185,8 @@ def read_text(path, limit=1 << 20):
         return None
 
 
-def tail(path, lines):
+def tail(path, lines=None):
+    """The last lines of a file's last 64 KiB (all of them when lines is None), or None without the file."""
     try:
         with open(path, "rb") as handle:
             handle.seek(0, os.SEEK_END)
@@ -183,7 +194,37 @@ def tail(path, lines):
             data = handle.read().decode("utf-8", "replace")
     except (IOError, OSError):
         return None
-    return data.splitlines()[-lines:]
+    found = data.splitlines()
+    return found if lines is None else found[-lines:]
+
+
+def read_cmdline(pid):
+    try:
+        with open("/proc/%s/cmdline" % pid, "rb") as handle:
+            return layout.split_cmdline(handle.read()) or None
+    except (IOError, OSError):
+        return None
+
+
+def ask_supervisord(config_file):
+    """supervisord's processes, and which program files differ from what it runs.
+
+    reloadConfig is what supervisorctl reread sends: supervisord reads its files again and
+    answers which groups were added, changed or removed on disk; it applies nothing.
+    """
+    try:
+        client = rpc.connect(config_file)
+        answer = {"processes": client.processes()}
+    except layout.LayoutError as exc:
+        return {"error": str(exc)}
+    except rpc.RPCError as exc:
+        return {"error": exc.message}
+    try:
+        added, changed, removed = client.reload_config()
+        answer["reread"] = {"added": list(added), "changed": list(changed), "removed": list(removed)}
+    except rpc.RPCError as exc:
+        answer["reread_error"] = {"code": exc.code, "message": exc.message}
+    return answer
 
 
 def as_user_prefix(module, user):
@@ -214,7 +255,7 @@ def section_option(text, section, option):
         return None
     try:
         parser = layout.parse_config(text)
-    except Exception:  # a broken file is reported by supervisorctl; the log path is then unknown
+    except Exception:  # supervisord reports a broken file (reloadConfig); its log path is then unknown
         return None
     if parser.has_section(section) and parser.has_option(section, option):
         return parser.get(section, option, raw=True)
@@ -248,35 +289,46 @@ def collect(module):
     texts = dict((path, read_text(path)) for path in candidate_files(sup))
     obs = {"supervisor": sup, "programs": [], "app": {}, "probe": {}, "ffmpeg": {}}
     logs = []
+    # command= may name %(ENV_X)s of supervisord's own environment.
+    sup_env = orphan_procs.read_environ(sup["pid"]) if sup.get("running") and sup.get("pid") else None
     for worker in present:
         name = worker["name"]
         path = "%s/%s%s" % (sup.get("include_dir") or "?", name, sup.get("include_extension") or "")
         text = texts.get(path) if path in texts else read_text(path)
         defined_in = [p for p, t in texts.items() if name in diagnosis.program_sections(t)]
+        source_path = path if text is not None else (defined_in[0] if defined_in else None)
+        source = text if text is not None else (texts.get(source_path) if source_path else None)
+        commands, _error = diagnosis.file_commands(source, name, os.path.dirname(source_path or path),
+                                                   sup_env if sup_env is not None else dict(os.environ), os.uname()[1])
         obs["programs"].append({
             "name": name, "file": path, "file_exists": text is not None,
             "file_owned": bool(text) and text.startswith(workers.OWNED_PREFIX),
             "defined_in": [p for p in defined_in if p != path],
+            "state": workers.desired_state(worker), "commands": commands,
         })
-        source = text if text is not None else (texts.get(defined_in[0]) if defined_in else None)
         log = section_option(source, "program:%s" % name, "stdout_logfile")
         if not log or "%(" in log or log.upper() in ("AUTO", "NONE"):
             log = workers.log_path(worker, settings)
         logs.append({"what": "worker %s" % name, "path": log, "tail": tail(log, lines)})
 
-    if sup.get("running") and sup.get("supervisorctl_path") and sup.get("config_file"):
-        base = [sup["supervisorctl_path"], "-c", sup["config_file"]]
-        rc, avail, err = module.run_command(base + ["avail"], environ_update=C_ENV)
-        ctl = {"avail": avail}
-        if rc != 0:
-            ctl["error"] = (err or avail).strip() or "supervisorctl avail exited %d" % rc
-        else:
-            ctl["status"] = module.run_command(base + ["status"], environ_update=C_ENV)[1]
-        obs["supervisorctl"] = ctl
+    names = set(w["name"] for w in present)
+    if sup.get("running") and sup.get("config_file"):
+        obs["rpc"] = ask_supervisord(sup["config_file"])
+        obs["cmdlines"] = {}
+        for info in obs["rpc"].get("processes") or []:
+            if info.get("group") in names and info.get("statename") == "RUNNING" and info.get("pid"):
+                obs["cmdlines"][info["pid"]] = read_cmdline(info["pid"])
+    # Also when supervisord is down: that is when a killed one's workers still run.
+    obs["orphans"] = [dict((k, o.get(k)) for k in ("pid", "ppid", "group", "process", "cmdline"))
+                      for o in orphan_procs.find_orphans(names)]
     main_log = section_option(texts.get(sup.get("config_file")), "supervisord", "logfile")
     if main_log:
         main_log = main_log.replace("%(here)s", os.path.dirname(sup["config_file"]))
-        logs.append({"what": "supervisord", "path": main_log, "tail": tail(main_log, lines)})
+        everything = tail(main_log)
+        # supervisord logs in the host's local time.
+        obs["log"] = {"lines": everything or [], "now": time.strftime("%Y-%m-%d %H:%M:%S")}
+        logs.append({"what": "supervisord", "path": main_log,
+                     "tail": everything[-lines:] if everything is not None else None})
     for log in logs:
         log["missing"] = log["tail"] is None
 

@@ -2,12 +2,14 @@
 
 Each broken state is made for real (a file with the wrong extension, a group supervisord
 has not added, storage/ the worker user cannot write, a sync queue, FFmpeg missing, a
-failed job, supervisord stopped); the report must name each one with its fix, and the
-run must change nothing.
+failed job, a program file changed by hand and not applied, workers left running by a
+killed supervisord, supervisord stopped); the report must name each one with its fix, and
+the run must change nothing: neither the host nor its recap (changed=0).
 """
 
 import os
 import re
+import time
 
 import pytest
 
@@ -39,15 +41,36 @@ def snapshot(host):
     return files, status
 
 
+def changed(out):
+    """The changed= count of this host in the run's PLAY RECAP."""
+    match = re.search(r"^%s\s*:\s*ok=\d+\s+changed=(\d+)\s" % re.escape(HOST), out, re.M)
+    assert match, out
+    return int(match.group(1))
+
+
+def wait_for_running(host, count=3, seconds=60):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if host.run(CTL + " status").stdout.count(" RUNNING ") == count:
+            return True
+        time.sleep(1)
+    return False
+
+
 def test_a_healthy_host_is_reported_healthy_and_left_alone(host, report_dir):
     before = snapshot(host)
+    # The first run also creates the report directory, on the controller: still no change.
     rc, out, report = diagnose(report_dir)
     assert rc == 0, out
+    assert changed(out) == 0, out
     assert "Result: healthy: nothing to do" in report, report
     assert "[ OK ] supervisord" in report
     assert "program files go in %s/*%s" % (CONF_D, EXPECT["extension"]) in report
     assert re.search(r"^\[ OK \] running elms-default-worker +2 process\(es\) RUNNING$", report, re.M), report
     assert re.search(r"^\[ OK \] running elms-video-worker +1 process\(es\) RUNNING$", report, re.M), report
+    assert re.search(r"^\[ OK \] orphans +no worker left running by a supervisord that is gone$", report, re.M), report
+    # The running workers' command lines are their files' (the video worker's behind nice and ionice).
+    assert "[FAIL]" not in report and "[WARN]" not in report, report
     assert "www-data runs 'artisan queue:work --once' (exit 0)" in report
     assert "encodes HLS" in report
     assert "--- last lines of %s/storage/logs/worker-video.log (worker elms-video-worker)" % APP in report
@@ -61,8 +84,77 @@ def test_check_mode_gives_the_same_report(host, report_dir):
     before = snapshot(host)
     rc, out, report = diagnose(report_dir, "--check")
     assert rc == 0, out
+    assert changed(out) == 0, out
     assert "Result: healthy: nothing to do" in report
     assert snapshot(host) == before
+
+
+# These two run on the healthy host and put it back; the broken fixture below keeps the
+# host broken until the end of the module.
+def test_a_program_file_changed_by_hand_is_named_as_not_applied(host, report_dir, supervisor_status):
+    path = "%s/elms-default-worker%s" % (CONF_D, EXPECT["extension"])
+    pids = dict((name, pid) for name, (state, pid) in supervisor_status().items()
+                if name.startswith("elms-default-worker:"))
+    assert len(pids) == 2, pids
+    host.check_output("sed -i 's/--sleep=3/--sleep=5/' %s && grep -q -- --sleep=5 %s" % (path, path))
+    try:
+        before = snapshot(host)
+        rc, out, report = diagnose(report_dir)
+        after = snapshot(host)
+        cmdlines = [host.file("/proc/%s/cmdline" % pid).content_string for pid in pids.values()]
+    finally:
+        host.run("sed -i 's/--sleep=5/--sleep=3/' %s && %s reread" % (path, CTL))
+    assert rc != 0, out
+    assert changed(out) == 0, out
+    assert before == after
+    # Nothing was applied: the workers still run the command line of before.
+    assert all("--sleep=3\0" in cmdline for cmdline in cmdlines), cmdlines
+    line = next((text for text in report.splitlines() if text.startswith("[FAIL] loaded elms-default-worker")), "")
+    assert "%s differs from what supervisord runs: a change was written but not applied" % path in line, report
+    for name, pid in sorted(pids.items()):
+        assert "pid %s (%s)" % (pid, name) in line, report
+    assert "still run the older command line" in line
+    assert "fix: run the site playbook, which applies it (or %s update elms-default-worker)" % CTL in report
+    # One cause, one problem: the older command line is part of that finding.
+    assert "Result: 1 problem(s)" in report, report
+
+
+def test_workers_left_running_by_a_killed_supervisord_are_named(host, report_dir, supervisor_status):
+    workers = dict((pid, name) for name, (state, pid) in supervisor_status().items() if state == "RUNNING")
+    assert len(workers) == 3, workers
+    pids = " ".join(str(pid) for pid in sorted(workers))
+    files = snapshot(host)[0]
+    # Debian's unit has KillMode=process: a supervisord killed with -9 leaves its workers
+    # running, and systemd starts a new one only after RestartSec.
+    restart_after = host.check_output("systemctl show -p RestartUSec --value supervisor")
+    killed = time.time()
+    host.check_output("kill -9 $(%s pid)" % CTL)
+    try:
+        rc, out, report = diagnose(report_dir)
+        elapsed = time.time() - killed
+        alive = host.run("kill -0 %s" % pids).rc == 0
+        files_after = snapshot(host)[0]
+    finally:
+        host.run("systemctl start supervisor")
+        host.run("kill -TERM %s" % pids)
+        # An idle worker exits on SIGTERM within its --sleep; a busy one after its job.
+        for _ in range(60):
+            if not host.run("ps -o pid= -p %s" % pids.replace(" ", ",")).stdout.strip():
+                break
+            time.sleep(1)
+        assert wait_for_running(host), host.run(CTL + " status").stdout
+    assert rc != 0, out
+    assert changed(out) == 0, out
+    # The diagnosis stops nothing.
+    assert alive and files_after == files
+    line = next((text for text in report.splitlines() if text.startswith("[FAIL] orphans")), "")
+    assert "3 worker process(es) left running by a supervisord that is gone" in line, report
+    for pid, name in sorted(workers.items()):
+        assert "pid %s (%s)" % (pid, name) in line, report
+    assert "fix: they run old code unmanaged beside the managed ones; the site playbook stops them gracefully " \
+           "(SIGTERM, the job finishes), or kill -TERM %s" % pids in report, report
+    if restart_after.endswith("s") and restart_after[:-1].isdigit() and elapsed < int(restart_after[:-1]) - 5:
+        assert "but not running, so no worker is managed" in report, report
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +183,7 @@ def broken(host, artisan, wait_for_file, report_dir):
     result = diagnose(report_dir)
     after = snapshot(host)
     yield result, before, after
+    artisan("queue:flush")
     for step in [
         "mv /usr/bin/ffmpeg.off /usr/bin/ffmpeg",
         "sed -i 's/^QUEUE_CONNECTION=.*/QUEUE_CONNECTION=database/' {app}/.env",
@@ -110,6 +203,7 @@ def test_a_broken_host_fails_the_run_and_is_not_changed(broken):
     assert rc != 0
     assert "problem(s) found on %s" % HOST in out
     assert before == after
+    assert changed(out) == 0, out
 
 
 @pytest.mark.parametrize("words", [
@@ -135,8 +229,11 @@ def test_stopped_supervisord_is_named_first(host, report_dir):
     finally:
         host.check_output("systemctl start supervisor")
     assert rc != 0
+    assert changed(out) == 0, out
     lines = report.splitlines()
     assert lines[3].startswith("[FAIL] supervisord"), report
     assert "but not running, so no worker runs" in lines[3]
     assert "systemctl enable --now supervisor" in report
-    assert "avail/status not asked: supervisord is not running" in report
+    assert re.search(r"^\[SKIP\] processes +not asked: supervisord is not running$", report, re.M), report
+    # A clean stop leaves no worker behind.
+    assert re.search(r"^\[ OK \] orphans ", report, re.M), report
