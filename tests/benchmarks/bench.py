@@ -219,6 +219,7 @@ class Runner:
         with open(log_path, "w") as out:
             out.write("$ %s\n" % shlex.join(str(a) for a in argv))
             out.flush()
+            started_at = time.time()  # the callback's clock, for the time before the first task
             start = time.perf_counter()
             proc = subprocess.Popen([str(a) for a in argv], stdout=out, stderr=subprocess.STDOUT,
                                     env=self.env(label), cwd=REPO)
@@ -231,6 +232,7 @@ class Runner:
                 proc.wait()
                 raise
             seconds = time.perf_counter() - start
+            ended_at = time.time()
             proc.returncode = os.waitstatus_to_exitcode(status)
         if check and proc.returncode != 0:
             lines = log_path.read_text(errors="replace").splitlines()
@@ -238,7 +240,8 @@ class Runner:
             raise BenchError("%s failed (exit %d)%s; see %s:\n%s" % (
                 label, proc.returncode, ": " + reason[:300] if reason else "", log_path, "\n".join(lines[-25:])))
         return AnsibleRun(label, seconds, proc.returncode, self.run_dir / (label + ".docker"),
-                          self.run_dir / (label + ".events"), cpu_seconds=usage.ru_utime + usage.ru_stime)
+                          self.run_dir / (label + ".events"), cpu_seconds=usage.ru_utime + usage.ru_stime,
+                          started_at=started_at, ended_at=ended_at)
 
     def ping(self, label, inventory):
         return self.ansible_run(label, [self.ansible, "-i", inventory, "all", "-m", "ansible.builtin.ping",
@@ -306,9 +309,13 @@ def classify_exec(command):
 class AnsibleRun:
     """One ansible/ansible-playbook run: wall time, tasks (callback), remote calls (shim)."""
 
-    def __init__(self, label, seconds, rc, docker_log, events_log, cpu_seconds=None):
+    def __init__(self, label, seconds, rc, docker_log, events_log, cpu_seconds=None, started_at=None,
+                 ended_at=None):
         self.label = label
         self.seconds = seconds
+        # Wall-clock (epoch) start and end of the process, on the callback's clock.
+        self.started_at = started_at
+        self.ended_at = ended_at
         # User + system CPU of the Ansible process and its descendants on the controller.
         self.cpu_seconds = cpu_seconds
         self.rc = rc
@@ -382,6 +389,34 @@ class AnsibleRun:
             if classify_exec(argv[-1]) == "module run":
                 rows[key]["module_runs"] += 1
         return [rows[key] for key in order]
+
+    def task_times(self):
+        """Where a one-host run's wall time goes: {"startup": seconds before the first task
+        starts (Python start-up, parsing the playbook, inventory, plugins), "tasks": [{task,
+        action, runs, seconds}] (a task runs from its start to the next task's start, the
+        last one to the last result: the linear strategy runs one task at a time; tasks of
+        the same name, as those of a role included twice, are added up), "wrapup": seconds
+        from the last result to the process's exit (stats, exit)}."""
+        starts = [e for e in self.events if e["event"] == "task_start"]
+        if not starts:
+            return {"startup": None, "tasks": [], "wrapup": None}
+        last = max(e["time"] for e in self.events)
+        rows, order = {}, []
+        for i, task in enumerate(starts):
+            end = starts[i + 1]["time"] if i + 1 < len(starts) else last
+            key = ("handler: " if task["handler"] else "") + task["task"]
+            if key not in rows:
+                rows[key] = {"task": key, "action": task.get("action"), "runs": 0, "seconds": 0.0}
+                order.append(key)
+            rows[key]["runs"] += 1
+            rows[key]["seconds"] += end - task["time"]
+        for row in rows.values():
+            row["seconds"] = round(row["seconds"], 3)
+        return {
+            "startup": round(starts[0]["time"] - self.started_at, 3) if self.started_at else None,
+            "tasks": [rows[key] for key in order],
+            "wrapup": round(self.ended_at - last, 3) if self.ended_at else None,
+        }
 
 
 # --- supervisor and the Laravel app in a container -------------------------------------
@@ -792,8 +827,12 @@ def job_stream(runner, label, loaded, rounds):
         while True:
             state = json.loads(runner.docker("exec", MAIN, "python3", "-c", ENCODES_READER,
                                              "%s/storage/app/hls" % APP_DIR, *encodes).stdout)
-            if all(done for _, done in state.values()) or time.monotonic() > deadline:
+            if all(done for _, done in state.values()):
                 break
+            if time.monotonic() > deadline:
+                # The next condition (idle, maybe) would run beside it and not be what it says.
+                raise BenchError("%s: %d encode(s) still unfinished 600 s after the stream" % (
+                    label, sum(1 for _, done in state.values() if not done)))
             time.sleep(2)
         for name in encodes:
             started, done = state[name]
@@ -840,33 +879,74 @@ def coverage(windows, first, last):
     return round(covered / (last - first), 3)
 
 
+# The three conditions of the responsiveness section, in their order of round 1; each
+# round starts one further along (round 2: on, off, idle; round 3: off, idle, on; ...).
+CONDITIONS = ["idle", "on", "off"]
+CONDITION_TITLES = {"idle": "idle (floor)", "on": "encoding, isolation on", "off": "encoding, isolation off"}
+RESPONSIVENESS_TARGET = 1.5  # isolation on: p95 run time at most this times idle's, in every round
+
+
+def rotated(items, shift):
+    shift %= len(items)
+    return items[shift:] + items[:shift]
+
+
+def spread(values):
+    """Median, min and max of per-round values (None where a round has none)."""
+    values = [v for v in values if v is not None]
+    return {"median": median(values), "min": min(values) if values else None,
+            "max": max(values) if values else None}
+
+
 def section_responsiveness(runner, inventory):
-    """4. Default-queue jobs while the video worker encodes: isolation on, off, and idle."""
+    """4. Default-queue jobs while the video worker encodes: idle, isolation on, isolation
+    off, over several rounds in rotating order; ratios are taken within each round."""
     args = runner.args
-    rounds = install_bench_job(runner, args.cpu_ms)
-    result = {"jobs": args.jobs, "interval_s": args.job_interval, "cpu_ms": args.cpu_ms, "rounds": rounds,
-              "encode": "--duration=%d --size=%s" % (args.encode_duration, args.encode_size), "load_average": {}}
-    log("responsiveness: idle (%d jobs of %d sha256 rounds, one every %g s)"
-        % (args.jobs, rounds, args.job_interval))
-    result["load_average"]["idle"] = load_average()
-    result["idle"] = job_stream(runner, "idle", False, rounds)
-    log("responsiveness: isolation on (the collection's defaults), encoding")
-    result["load_average"]["on"] = load_average()
-    result["on"] = job_stream(runner, "on", True, rounds)
-    # Off: the guide's plain config, the same two workers without nice/ionice. This run
-    # restarts the video worker group; it is the last user of this container, so nothing
-    # is put back afterwards.
-    plain = [{k: v for k, v in p.items() if k not in ("nice", "ionice_class", "ionice_level")}
-             for p in runner.default_programs()]
-    log("responsiveness: isolation off (no nice/ionice), converging, then encoding")
-    runner.site("responsiveness-isolation-off", inventory,
-                runner.vars_file("isolation-off", {"queue_workers_programs": plain}))
-    result["load_average"]["off"] = load_average()
-    result["off"] = job_stream(runner, "off", True, rounds)
-    idle_p95 = result["idle"]["run_ms"]["p95"]
-    result["ratio_on"] = ratio(result["on"]["run_ms"]["p95"], idle_p95)
-    result["ratio_off"] = ratio(result["off"]["run_ms"]["p95"], idle_p95)
-    result["target_ratio"] = 1.5
+    sha256_rounds = install_bench_job(runner, args.cpu_ms)
+    # Off: the guide's plain config, the same two workers without nice/ionice. A site run
+    # switches between it and the defaults (on) whenever the next loaded condition needs
+    # the other one; only the video worker's group changes and restarts. Idle runs with
+    # whichever the previous condition left: the default worker's program is the same in
+    # both, and no encode runs.
+    plain_file = runner.vars_file("isolation-off", {"queue_workers_programs": [
+        {k: v for k, v in p.items() if k not in ("nice", "ionice_class", "ionice_level")}
+        for p in runner.default_programs()]})
+    applied = "on"  # the shared host was converged with the defaults, and left so
+    result = {"jobs": args.jobs, "interval_s": args.job_interval, "cpu_ms": args.cpu_ms,
+              "sha256_rounds": sha256_rounds, "target_ratio": RESPONSIVENESS_TARGET,
+              "encode": "--duration=%d --size=%s" % (args.encode_duration, args.encode_size), "rounds": []}
+    for i in range(args.rounds):
+        order = rotated(CONDITIONS, i)
+        entry = {"round": i + 1, "order": order, "load_average": {}, "switches": []}
+        for condition in order:
+            if condition != "idle" and condition != applied:
+                log("responsiveness: round %d of %d: isolation %s, site run" % (i + 1, args.rounds, condition))
+                run = runner.site("responsiveness-r%d-isolation-%s" % (i + 1, condition), inventory,
+                                  plain_file if condition == "off" else None)
+                entry["switches"].append({"to": condition, "seconds": round(run.seconds, 1),
+                                          "tasks_changed": run.summary()["tasks_changed"]})
+                applied = condition
+            log("responsiveness: round %d of %d: %s (%d jobs of %d sha256 rounds, one every %g s)"
+                % (i + 1, args.rounds, CONDITION_TITLES[condition], args.jobs, sha256_rounds, args.job_interval))
+            entry["load_average"][condition] = load_average()
+            entry[condition] = job_stream(runner, "r%d-%s" % (i + 1, condition), condition != "idle",
+                                          sha256_rounds)
+        for condition in ("on", "off"):
+            entry["ratio_" + condition] = ratio(entry[condition]["run_ms"]["p95"], entry["idle"]["run_ms"]["p95"])
+            entry["latency_ratio_" + condition] = ratio(entry[condition]["latency_ms"]["p95"],
+                                                        entry["idle"]["latency_ms"]["p95"])
+        entry["met"] = entry["ratio_on"] is not None and entry["ratio_on"] <= RESPONSIVENESS_TARGET
+        log("responsiveness: round %d: p95 on/idle %s, off/idle %s"
+            % (i + 1, fmt(entry["ratio_on"], "x"), fmt(entry["ratio_off"], "x")))
+        result["rounds"].append(entry)
+    rounds = result["rounds"]
+    for key in ("ratio_on", "ratio_off", "latency_ratio_on", "latency_ratio_off"):
+        result[key] = spread([r[key] for r in rounds])
+    for condition in CONDITIONS:
+        result["p95_" + condition] = spread([r[condition]["run_ms"]["p95"] for r in rounds])
+    result["rounds_met"] = sum(1 for r in rounds if r["met"])
+    # Met only when every round meets it: one good round out of three is not a result.
+    result["met"] = bool(rounds) and result["rounds_met"] == len(rounds)
     return result
 
 
@@ -881,34 +961,94 @@ def fresh_hosts(runner, size):
     return names, inventory
 
 
-def section_first_converge(runner):
-    """5. The full site on a fresh host against a bare apt-get install of the same packages."""
-    floor = PREFIX + "floor"
-    names, inventory = fresh_hosts(runner, 1)
-    runner.start([floor], IMAGE_PHP)
-    # The fixture's apt task refreshed the package lists on the site's host; so do it on
-    # the floor's host, outside the timing.
-    runner.docker("exec", floor, *APT_ENV, "apt-get", "update", "-qq")
-    log("first converge: bare apt-get install of supervisor and ffmpeg (the floor)")
-    floor_load = load_average()
-    start = time.perf_counter()
+# Tasks whose time is the package install itself, which the bare apt-get floor also pays.
+PACKAGE_ACTIONS = {"ansible.builtin.package", "ansible.builtin.apt", "ansible.builtin.dnf", "package", "apt", "dnf"}
+# No target is set for the first converge yet; a ratio set here (site ÷ bare install)
+# counts as met only when every round meets it.
+FIRST_CONVERGE_TARGET = None
+
+
+def bare_install(runner, container):
+    """The floor: the roles' installs as bare apt-get commands, timed one by one."""
+    seconds = []
     for command in FLOOR_INSTALLS:
-        runner.docker("exec", floor, *APT_ENV, *command)
-    floor_seconds = time.perf_counter() - start
-    runner.remove([floor])
-    log("first converge: site on the fresh host")
-    site_load = load_average()
-    summary = runner.site("fresh1-first", inventory).summary()
-    if "fleet" in runner.args.only and 1 in runner.args.fleet:
-        # The fleet's one-host first converge is this same measurement: its hosts are
-        # kept for the fleet's no-change rounds rather than installing FFmpeg once more.
-        runner.converged[1] = (names, inventory, summary, site_load)
-    else:
-        runner.remove(names)
-    return {"site": summary, "floor_seconds": round(floor_seconds, 3),
-            "floor_commands": [shlex.join(c) for c in FLOOR_INSTALLS],
-            "load_average": {"floor": floor_load, "site": site_load},
-            "ratio": ratio(summary["seconds"], floor_seconds)}
+        start = time.perf_counter()
+        runner.docker("exec", container, *APT_ENV, *command)
+        seconds.append(round(time.perf_counter() - start, 3))
+    return {"seconds": round(sum(seconds), 3), "per_command": seconds}
+
+
+def converge_breakdown(run):
+    """A first converge's time split into Ansible's start-up, the package-install tasks,
+    every other task and the wrap-up, with the per-task times."""
+    times = run.task_times()
+    packages = sum(t["seconds"] for t in times["tasks"] if t["action"] in PACKAGE_ACTIONS)
+    others = sum(t["seconds"] for t in times["tasks"] if t["action"] not in PACKAGE_ACTIONS)
+    return {"startup": times["startup"], "package_tasks": round(packages, 3), "other_tasks": round(others, 3),
+            "wrapup": times["wrapup"], "tasks": times["tasks"]}
+
+
+def section_first_converge(runner):
+    """5. The full site on a fresh host against a bare apt-get install of the same packages
+    on another fresh host, alternating which goes first over several rounds (fresh hosts in
+    every round)."""
+    args = runner.args
+    floor = PREFIX + "floor"
+    keep_for_fleet = "fleet" in args.only and 1 in args.fleet
+    result = {"floor_commands": [shlex.join(c) for c in FLOOR_INSTALLS], "target_ratio": FIRST_CONVERGE_TARGET,
+              "rounds": []}
+    for i in range(args.converge_rounds):
+        order = ["floor", "site"] if i % 2 == 0 else ["site", "floor"]
+        log("first converge: round %d of %d (%s), preparing two fresh hosts"
+            % (i + 1, args.converge_rounds, ", then ".join(order)))
+        # Both hosts are ready before either is timed, so each measurement runs alone.
+        names, inventory = fresh_hosts(runner, 1)
+        runner.start([floor], IMAGE_PHP)
+        # The fixture's apt task refreshed the package lists on the site's host; so do it on
+        # the floor's host, outside the timing.
+        runner.docker("exec", floor, *APT_ENV, "apt-get", "update", "-qq")
+        entry = {"round": i + 1, "order": order, "load_average": {}}
+        for what in order:
+            entry["load_average"][what] = load_average()
+            if what == "floor":
+                log("first converge: round %d: bare apt-get install of supervisor and ffmpeg (the floor)" % (i + 1))
+                entry["floor"] = bare_install(runner, floor)
+            else:
+                log("first converge: round %d: site on the fresh host" % (i + 1))
+                run = runner.site("fresh1-first-r%d" % (i + 1), inventory)
+                entry["site"] = run.summary()
+                entry["breakdown"] = converge_breakdown(run)
+        runner.remove([floor])
+        if keep_for_fleet and i == args.converge_rounds - 1:
+            # The fleet's one-host first converge is this round's: its host is kept for the
+            # fleet's no-change rounds rather than installing FFmpeg once more.
+            runner.converged[1] = (names, inventory, entry["site"], entry["load_average"]["site"])
+        else:
+            runner.remove(names)
+        entry["ratio"] = ratio(entry["site"]["seconds"], entry["floor"]["seconds"])
+        entry["beyond_install"] = round(entry["site"]["seconds"] - entry["floor"]["seconds"], 3)
+        entry["met"] = None if FIRST_CONVERGE_TARGET is None else (
+            entry["ratio"] is not None and entry["ratio"] <= FIRST_CONVERGE_TARGET)
+        log("first converge: round %d: site %.1f s, bare install %.1f s (%s)" % (
+            i + 1, entry["site"]["seconds"], entry["floor"]["seconds"], fmt(entry["ratio"], "x")))
+        result["rounds"].append(entry)
+    rounds = result["rounds"]
+    result["ratio"] = spread([r["ratio"] for r in rounds])
+    result["site_seconds"] = spread([r["site"]["seconds"] for r in rounds])
+    result["floor_seconds"] = spread([r["floor"]["seconds"] for r in rounds])
+    result["rounds_met"] = None if FIRST_CONVERGE_TARGET is None else sum(1 for r in rounds if r["met"])
+    result["met"] = None if FIRST_CONVERGE_TARGET is None else result["rounds_met"] == len(rounds)
+    # Per task, over the rounds: the top ones by median time.
+    per_task = {}
+    for r in rounds:
+        for t in r["breakdown"]["tasks"]:
+            row = per_task.setdefault(t["task"], {"task": t["task"], "action": t["action"], "runs": t["runs"],
+                                                  "seconds": [None] * len(rounds)})
+            row["seconds"][r["round"] - 1] = t["seconds"]
+    for row in per_task.values():
+        row["median"] = median([x for x in row["seconds"] if x is not None])
+    result["tasks"] = sorted(per_task.values(), key=lambda row: -row["median"])
+    return result
 
 
 def section_fleet(runner):
@@ -1104,6 +1244,134 @@ def render_nochange(r, summary, details):
     details.append("")
 
 
+def fmt_spread(d, unit="×", digits=2):
+    """'1.21× (1.10–1.35×)': the median of per-round values and their range."""
+    if not d or d["median"] is None:
+        return "-"
+    return "%s (%s–%s)" % (fmt(float(d["median"]), unit, digits), fmt(float(d["min"]), "", digits),
+                           fmt(float(d["max"]), unit, digits))
+
+
+def rounds_met(r):
+    return "%s (%d of %d rounds)" % (met(r["met"]), r["rounds_met"], len(r["rounds"]))
+
+
+def render_responsiveness(r, summary, details):
+    rounds = r["rounds"]
+    summary.append("| 4 | p95 run time of a fixed %d ms CPU job on the default queue while encoding, isolation on, "
+                   "vs idle (%d rounds; median, range of the per-round ratios) | %s | %s | %s | ≤ %.1f× in every round "
+                   "| %s |" % (r["cpu_ms"], len(rounds), fmt(r["p95_on"]["median"], " ms", 0),
+                               fmt(r["p95_idle"]["median"], " ms", 0), fmt_spread(r["ratio_on"]), r["target_ratio"],
+                               rounds_met(r)))
+    summary.append("| 4 | the same with isolation off (no nice/ionice), vs idle | %s | %s | %s | | |"
+                   % (fmt(r["p95_off"]["median"], " ms", 0), fmt(r["p95_idle"]["median"], " ms", 0),
+                      fmt_spread(r["ratio_off"])))
+    details += ["## 4. Responsiveness under encoding", "",
+                "%d rounds; in each, %d default-queue jobs per condition, one every %g s, each computing %d sha256 "
+                "rounds (calibrated on the host to %d ms of CPU); under load the video worker encodes "
+                "`elms:dispatch-encode %s` videos back to back (one always queued), and the next condition starts "
+                "only when they have finished. The conditions rotate between rounds (round 1: idle, on, off; round "
+                "2: on, off, idle; round 3: off, idle, on; ...); a site run switches the video worker's isolation "
+                "when the next loaded condition needs the other setting. Run time = the job's own wall time for its "
+                "fixed work; dispatch-to-done = `processed_at - dispatched_at` (includes the default worker's poll "
+                "`sleep`). Ratios are p95 against the same round's idle p95. Target: isolation on at most %.1f× idle "
+                "in **every** round." % (len(rounds), r["jobs"], r["interval_s"], r["sha256_rounds"], r["cpu_ms"],
+                                         r["encode"], r["target_ratio"]), "",
+                "| round | order | idle p50 / p95 | on p50 / p95 | off p50 / p95 | on ÷ idle (p95) | off ÷ idle (p95) "
+                "| met | dispatch-to-done p95 on ÷ idle, off ÷ idle |", "|---|---|---|---|---|---|---|---|---|"]
+    for e in rounds:
+        details.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s, %s |" % (
+            e["round"], ", ".join(e["order"]),
+            *("%s / %s" % (fmt(e[c]["run_ms"]["p50"], "", 0), fmt(e[c]["run_ms"]["p95"], " ms", 0))
+              for c in CONDITIONS),
+            fmt(e["ratio_on"], "×"), fmt(e["ratio_off"], "×"), met(e["met"]),
+            fmt(e["latency_ratio_on"], "×"), fmt(e["latency_ratio_off"], "×")))
+    details += ["", "Over the rounds (median, min–max of the per-round values): p95 on ÷ idle %s, off ÷ idle %s; "
+                "dispatch-to-done p95 on ÷ idle %s, off ÷ idle %s. Target met in %d of %d rounds."
+                % (fmt_spread(r["ratio_on"]), fmt_spread(r["ratio_off"]), fmt_spread(r["latency_ratio_on"]),
+                   fmt_spread(r["latency_ratio_off"]), r["rounds_met"], len(rounds)), "",
+                "| round | condition | load average at its start | run p50 | run p95 | run max | job CPU p50 "
+                "| dispatch-to-done p50 | p95 | max | cores used by the container | whole machine busy "
+                "| ffmpeg threads wanting a CPU | encoding during the stream | ffmpeg nice | encodes (median length) |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    stray = []
+    for e in rounds:
+        for name in e["order"]:
+            c = e[name]
+            if name == "idle" and c["ffmpeg_nice_seen"]:
+                stray.append(str(e["round"]))
+            details.append("| %s |" % " | ".join([
+                str(e["round"]), CONDITION_TITLES[name], fmt(e["load_average"][name]),
+                fmt(c["run_ms"]["p50"], " ms", 0), fmt(c["run_ms"]["p95"], " ms", 0),
+                fmt(c["run_ms"]["max"], " ms", 0), fmt(c["job_cpu_ms_p50"], " ms", 0),
+                fmt(c["latency_ms"]["p50"], " ms", 0), fmt(c["latency_ms"]["p95"], " ms", 0),
+                fmt(c["latency_ms"]["max"], " ms", 0),
+                fmt(c["container_cores"], " of %d" % os.cpu_count()), fmt(c["host_cpu_busy"] * 100, " %", 0),
+                fmt(c["ffmpeg_runnable_threads"], "", 1) if c["encodes"] else "-",
+                "-" if c["encode_coverage"] is None else fmt(c["encode_coverage"] * 100, " %", 0),
+                ", ".join(str(n) for n in c["ffmpeg_nice_seen"]) or "-",
+                "%d (%s)" % (c["encodes"], fmt(c["encode_seconds_median"], " s", 0)) if c["encodes"] else "-"]))
+    switches = ["round %d: %s" % (e["round"], ", ".join("to %s %s s" % (s["to"], fmt(s["seconds"], "", 1))
+                                                        for s in e["switches"]))
+                for e in rounds if e["switches"]]
+    details += ["", "Site runs switching the isolation: %s." % ("; ".join(switches) or "none")]
+    if stray:
+        details.append("Warning: an ffmpeg process ran during the idle condition of round(s) %s." % ", ".join(stray))
+    details.append("")
+
+
+def render_first_converge(r, summary, details):
+    rounds = r["rounds"]
+    target = r["target_ratio"]
+    summary.append("| 5 | first converge of a fresh host vs bare `apt-get install` (%d rounds; median, range of the "
+                   "per-round ratios) | %s | %s | %s | %s | %s |" % (
+                       len(rounds), fmt(r["site_seconds"]["median"], " s", 1), fmt(r["floor_seconds"]["median"], " s", 1),
+                       fmt_spread(r["ratio"]), "" if target is None else "≤ %.1f× in every round" % target,
+                       "" if target is None else rounds_met(r)))
+    details += ["## 5. First converge", "",
+                "`site` on a fresh `%s` container (app fixture deployed first, not timed) against another fresh one "
+                "running only: `%s` (package lists refreshed first, not timed: by the fixture's apt task, by "
+                "`apt-get update`). %d rounds, fresh containers in each, both prepared before either is timed; which "
+                "goes first alternates (round 1: bare install, then site; round 2: site, then bare install; ...). "
+                "Ratios are taken within a round.%s"
+                % (IMAGE_PHP, "`; `".join(r["floor_commands"]), len(rounds),
+                   "" if target is None else " Target: at most %.1f× in **every** round." % target), "",
+                "| round | order | bare install (supervisor + ffmpeg) | site | site ÷ bare | site beyond the bare install "
+                "| site: start-up / package tasks / other tasks / wrap-up | tasks run, changed | remote calls "
+                "| load average before: bare, site |%s" % ("" if target is None else " met |"),
+                "|---|---|---|---|---|---|---|---|---|---|%s" % ("" if target is None else "---|")]
+    for e in rounds:
+        b, s, f = e["breakdown"], e["site"], e["floor"]
+        details.append("| %d | %s | %s (%s) | %s | %s | %s | %s / %s / %s / %s | %s, %s | %s | %s, %s |%s" % (
+            e["round"], ", ".join("bare" if w == "floor" else w for w in e["order"]), fmt(f["seconds"], " s", 1),
+            " + ".join(fmt(x, "", 1) for x in f["per_command"]), fmt(s["seconds"], " s", 1), fmt(e["ratio"], "×"),
+            fmt(e["beyond_install"], " s", 1), fmt(b["startup"], "", 1), fmt(b["package_tasks"], "", 1),
+            fmt(b["other_tasks"], "", 1), fmt(b["wrapup"], " s", 1), fmt_count(s["tasks_run"]),
+            fmt_count(s["tasks_changed"]), fmt_count(s["remote_calls"]), fmt(e["load_average"]["floor"]),
+            fmt(e["load_average"]["site"]), "" if target is None else " %s |" % met(e["met"])))
+    parts = {key: spread([e["breakdown"][key] for e in rounds]) for key in ("startup", "package_tasks", "other_tasks")}
+    details += ["", "Over the rounds (median, min–max): site ÷ bare install %s; the site beyond the bare install %s; "
+                "of the site's time, Ansible's start-up before the first task %s, the package tasks %s (the bare "
+                "install: %s), every other task %s." % (
+                    fmt_spread(r["ratio"]), fmt_spread(spread([e["beyond_install"] for e in rounds]), " s", 1),
+                    fmt_spread(parts["startup"], " s", 1), fmt_spread(parts["package_tasks"], " s", 1),
+                    fmt_spread(r["floor_seconds"], " s", 1), fmt_spread(parts["other_tasks"], " s", 1)), "",
+                "Where the site's time goes, per task (top 12 by median; a task runs from its start to the next "
+                "task's start, the linear strategy running one task at a time; tasks of the same name are added "
+                "up; package tasks are the installs the bare floor also does):", "",
+                "| task | module | runs | seconds per round | median | package install |",
+                "|---|---|---|---|---|---|"]
+    for row in r["tasks"][:12]:
+        details.append("| %s | %s | %d | %s | %s | %s |" % (
+            row["task"].replace("|", "\\|"), row["action"] or "-", row["runs"],
+            ", ".join(fmt(x, "", 1) for x in row["seconds"]), fmt(row["median"], " s", 1),
+            "yes" if row["action"] in PACKAGE_ACTIONS else ""))
+    rest = r["tasks"][12:]
+    if rest:
+        details.append("| %d other tasks | | | | %s | |" % (len(rest), fmt(sum(row["median"] for row in rest), " s", 1)))
+    details.append("")
+
+
 def render(meta, results, errors):
     lines = ["# elms.queue_workers benchmarks", ""]
     lines.append("%s · %d CPUs · commit %s · ansible-core %s · load average %s at the start, %s at the end · "
@@ -1178,54 +1446,11 @@ def render(meta, results, errors):
 
     r = results.get("responsiveness")
     if r:
-        summary.append("| 4 | p95 run time of a fixed %d ms CPU job on the default queue while encoding, isolation on, "
-                       "vs idle | %s | %s | %s | ≤ %.1f× | %s |" % (
-                           r["cpu_ms"], fmt(r["on"]["run_ms"]["p95"], " ms", 0),
-                           fmt(r["idle"]["run_ms"]["p95"], " ms", 0), fmt(r["ratio_on"], "×"),
-                           r["target_ratio"], met(r["ratio_on"] <= r["target_ratio"])))
-        summary.append("| 4 | the same with isolation off (no nice/ionice), vs idle | %s | %s | %s | | |"
-                       % (fmt(r["off"]["run_ms"]["p95"], " ms", 0), fmt(r["idle"]["run_ms"]["p95"], " ms", 0),
-                          fmt(r["ratio_off"], "×")))
-        details += ["## 4. Responsiveness under encoding", "",
-                    "%d default-queue jobs, one every %g s, each computing %d sha256 rounds (calibrated on the host to "
-                    "%d ms of CPU); under load the video worker encodes `elms:dispatch-encode %s` videos back to back "
-                    "(one always queued). Run time = the job's own wall time for its fixed work; dispatch-to-done = "
-                    "`processed_at - dispatched_at` (includes the default worker's poll `sleep`). Load average at the "
-                    "start of each condition: idle %s, on %s, off %s."
-                    % (r["jobs"], r["interval_s"], r["rounds"], r["cpu_ms"], r["encode"], r["load_average"]["idle"],
-                       r["load_average"]["on"], r["load_average"]["off"]), "",
-                    "| condition | run p50 | run p95 | run max | job CPU p50 | dispatch-to-done p50 | p95 | max "
-                    "| cores used by the container | whole machine busy | ffmpeg threads wanting a CPU "
-                    "| encoding during the stream | ffmpeg nice | encodes (median length) |",
-                    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        for name, title in (("idle", "idle (floor)"), ("on", "encoding, isolation on"),
-                            ("off", "encoding, isolation off")):
-            c = r[name]
-            details.append("| %s |" % " | ".join([
-                title, fmt(c["run_ms"]["p50"], " ms", 0), fmt(c["run_ms"]["p95"], " ms", 0),
-                fmt(c["run_ms"]["max"], " ms", 0), fmt(c["job_cpu_ms_p50"], " ms", 0),
-                fmt(c["latency_ms"]["p50"], " ms", 0), fmt(c["latency_ms"]["p95"], " ms", 0),
-                fmt(c["latency_ms"]["max"], " ms", 0),
-                fmt(c["container_cores"], " of %d" % os.cpu_count()), fmt(c["host_cpu_busy"] * 100, " %", 0),
-                fmt(c["ffmpeg_runnable_threads"], "", 1) if c["encodes"] else "-",
-                "-" if c["encode_coverage"] is None else fmt(c["encode_coverage"] * 100, " %", 0),
-                ", ".join(str(n) for n in c["ffmpeg_nice_seen"]) or "-",
-                "%d (%s)" % (c["encodes"], fmt(c["encode_seconds_median"], " s", 0)) if c["encodes"] else "-"]))
-        details += ["", "Dispatch-to-done p95 vs idle: isolation on %s, off %s." % (
-            fmt(ratio(r["on"]["latency_ms"]["p95"], r["idle"]["latency_ms"]["p95"]), "×"),
-            fmt(ratio(r["off"]["latency_ms"]["p95"], r["idle"]["latency_ms"]["p95"]), "×")), ""]
+        render_responsiveness(r, summary, details)
 
     r = results.get("first-converge")
     if r:
-        summary.append("| 5 | first converge of a fresh host vs bare `apt-get install` | %s | %s | %s | | |"
-                       % (fmt(r["site"]["seconds"], " s", 1), fmt(r["floor_seconds"], " s", 1), fmt(r["ratio"], "×")))
-        details += ["## 5. First converge", "",
-                    "`site` on a fresh `%s` container (app fixture deployed first, not timed) against a fresh one "
-                    "running only: `%s` (package lists refreshed first, not timed: by the fixture's apt task, by "
-                    "`apt-get update`). The site run: %s tasks run, %s changed, %s remote calls. Load average before: floor %s, site %s."
-                    % (IMAGE_PHP, "`; `".join(r["floor_commands"]), fmt_count(r["site"]["tasks_run"]),
-                       fmt_count(r["site"]["tasks_changed"]), fmt_count(r["site"]["remote_calls"]),
-                       fmt(r["load_average"]["floor"]), fmt(r["load_average"]["site"])), ""]
+        render_first_converge(r, summary, details)
 
     for section, message in errors.items():
         summary.append("| %s | could not be measured: %s | | | | | |"
@@ -1246,7 +1471,13 @@ def parse_args(argv):
     parser.add_argument("--fleet", help="fleet sizes (default 1,5,10; quick 1,2)")
     parser.add_argument("--fleet-repeat", type=int, help="ping/no-change rounds per fleet size (default 3, quick 1)")
     parser.add_argument("--forks", type=int, default=10, help="Ansible forks for every run (default 10)")
-    parser.add_argument("--jobs", type=int, help="default-queue jobs per condition (default 30, quick 8)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="responsiveness rounds of idle, isolation on and off in rotating order (default and "
+                             "minimum 3, quick too)")
+    parser.add_argument("--converge-rounds", type=int, default=2,
+                        help="first-converge rounds of the site and the bare install in alternating order "
+                             "(default and minimum 2, quick too)")
+    parser.add_argument("--jobs", type=int, help="default-queue jobs per condition and round (default 30, quick 8)")
     parser.add_argument("--job-interval", type=float, default=1.75, help="seconds between jobs (default 1.75)")
     parser.add_argument("--cpu-ms", type=int, default=300,
                         help="CPU time of each job's fixed work, calibrated on the host (default 300)")
@@ -1258,6 +1489,11 @@ def parse_args(argv):
     unknown = [s for s in args.only if s not in SECTIONS]
     if unknown:
         parser.error("unknown section(s) %s; choose from %s" % (", ".join(unknown), ", ".join(SECTIONS)))
+    # A single round, or two, cannot tell a result from the machine's noise.
+    if args.rounds < 3:
+        parser.error("--rounds must be at least 3")
+    if args.converge_rounds < 2:
+        parser.error("--converge-rounds must be at least 2")
     args.repeat = args.repeat or (2 if quick else 5)
     args.fleet = [int(n) for n in (args.fleet or ("1,2" if quick else "1,5,10")).split(",")]
     args.fleet_repeat = args.fleet_repeat or (1 if quick else 3)
