@@ -80,6 +80,12 @@ options:
         description: Whether the file did not exist before.
         type: bool
         default: false
+      name:
+        description: The program the file defines.
+        type: str
+      mode:
+        description: The file's mode before the write step (kept copies are private); null means C(0644).
+        type: str
   wait_timeout:
     description: Seconds to wait for the processes of started programs to be RUNNING.
     type: int
@@ -92,13 +98,33 @@ options:
     description:
       - Instead of applying, run this command (argv), which asks the programs to exit when their current work is done
         (C(artisan queue:restart)), and wait (at most O(wait_timeout) seconds) until every process of the C(started)
-        programs in O(programs) runs under a new pid. A process still busy when the wait ends is reported in
-        RV(recycled), not failed (it recycles after its job).
+        programs in O(programs) runs under a new pid.
+      - A process still under its old pid is told apart from the host, never assumed. It is C(busy) when it has a
+        child process (an encode runs ffmpeg) or its log shows a job that started and did not end (Laravel's
+        C(Processing)/C(Processed)/C(Failed) lines, C(RUNNING)/C(DONE)/C(FAIL) from Laravel 9); the log also gives the
+        job's class and age. Otherwise it is C(idle) - it had its C(--sleep) and 5 s more to see the signal and did not,
+        so it reads another cache store than the one the signal was written to.
+      - The module fails naming every process that is C(idle), C(STOPPED), C(FATAL) or gone, and why; it stops waiting
+        as soon as one is, when nothing else is still starting. Busy processes fail it only with O(recycle_require_all).
+        A process STARTING when the wait ends is given up to 30 s more.
     type: list
     elements: str
   recycle_chdir:
     description: The directory O(recycle_command) runs in.
     type: path
+  recycle_require_all:
+    description:
+      - With O(recycle_command), fail when a process is still busy with a job at the end of the wait, naming it with its
+        job and the job's age (a rollout gates on that). False reports it in RV(recycled) and succeeds (it recycles
+        when its job ends).
+    type: bool
+    default: false
+  recycle_log_utc_offset:
+    description:
+      - Seconds east of UTC of the timestamps in the workers' logs (the app's C(app.timezone), or its
+        C(queue.output_timezone)), to tell a job's age from its start line.
+    type: int
+    default: 0
 attributes:
   check_mode:
     support: full
@@ -179,13 +205,36 @@ rolled_back:
   elements: str
 recycled:
   description:
-    - With O(recycle_command), per process, C(recycled) (RUNNING under a new pid), C(busy) (the same pid still RUNNING,
-      still in its job) or its state (C(FATAL), C(STOPPED), ...; C(gone) when supervisord no longer has it).
+    - With O(recycle_command), per process (C(group:name)), where it stands after the wait.
   type: dict
   returned: with O(recycle_command)
+  contains:
+    state:
+      description:
+        - C(recycled) (RUNNING under a new pid), C(busy) (RUNNING under its old pid, in a job; it recycles when the job
+          ends), C(idle) (RUNNING under its old pid with no job, so it did not see the restart signal), or its supervisor
+          state (C(STOPPED), C(FATAL), C(STARTING), ...; C(gone) when supervisord no longer has it).
+      type: str
+      sample: busy
+    pid_before:
+      description: Its pid when the command ran (null when it was not running).
+      type: int
+    pid_after:
+      description: Its pid at the end of the wait (null when not running).
+      type: int
+    job:
+      description: When C(busy), the job's class as the log names it; null when the log does not show it.
+      type: str
+      sample: App\Jobs\EncodeVideoToHls
+    job_age_seconds:
+      description: When C(busy) and the log shows the job's start, seconds since it started; null otherwise.
+      type: int
+      sample: 42
 """
 
+import calendar
 import os
+import re
 import shutil
 import threading
 import time
@@ -247,7 +296,7 @@ def restore(entries):
         path, backup = entry["path"], entry.get("backup")
         if backup and os.path.exists(backup):
             shutil.copyfile(backup, path)
-            os.chmod(path, 0o644)
+            os.chmod(path, int(entry.get("mode") or "0644", 8))
             os.unlink(backup)
             restored.append(path)
         elif entry.get("new") and os.path.exists(path):
@@ -279,7 +328,8 @@ def reapply(client, names, result):
 def wait_running(client, names, timeout):
     """Wait until every process of these groups is RUNNING; returns {group: [(process, state, spawnerr)]} of the rest.
 
-    A FATAL process is not waited for: supervisor gave up on it.
+    A FATAL or STOPPED process is not waited for: supervisor gave up on it, or it was
+    stopped. EXITED is waited for: with autorestart it is about to start again.
     """
     deadline = time.time() + timeout
     while True:
@@ -288,7 +338,7 @@ def wait_running(client, names, timeout):
             if info["group"] in names and info["statename"] != "RUNNING":
                 pending.setdefault(info["group"], []).append(
                     ("%s:%s" % (info["group"], info["name"]), info["statename"], info.get("spawnerr") or ""))
-        waiting = [g for g, procs in pending.items() if any(s not in ("FATAL",) + tuple(state.DOWN_STATES) for _p, s, _e in procs)]
+        waiting = [g for g, procs in pending.items() if any(s not in ("FATAL", "STOPPED") for _p, s, _e in procs)]
         if not waiting or time.time() > deadline:
             return pending
         time.sleep(POLL)
@@ -302,24 +352,203 @@ def log_tail(client, process, lines=15):
     return text.splitlines()[-lines:]
 
 
-def wait_recycled(module, client, before, timeout):
+# A worker that still runs under its old pid after queue:restart is either busy with a job
+# (it checks the signal only between jobs, and recycles after this one) or idle without
+# having seen the signal (it polls the cache every --sleep seconds: a worker that reads
+# another cache store than the CLI that wrote the signal never sees it). Which one is read
+# from the host, never assumed:
+# - the worker's children: a job that runs a tool (an encode runs ffmpeg) has a child
+#   process; an idle queue:work is one process with no child. Certain, but only for such jobs.
+# - the worker's log: queue:work writes a line when it takes a job and one when the job
+#   ends (Laravel 8: "[time][id] Processing: Class" then "Processed:"/"Failed:"; Laravel 9+:
+#   "time Class ... RUNNING" then "... DONE"/"FAIL"). A job whose start line has no end line
+#   is running; its start time gives its age. Several processes of one program may write
+#   one log file, so a running job is given to a process only when it started after the
+#   process did and before the restart signal (a worker that saw the signal takes no job
+#   after it), the latest-started process first.
+# CPU time is not used: an idle worker burns some on every poll, a job waiting on the
+# network burns none.
+JOB_LINE_LARAVEL8 = re.compile(
+    r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\]\[([^\]]*)\] (Processing|Processed|Failed):\s+(\S.*?)\s*$")
+JOB_LINE_LARAVEL9 = re.compile(r"^\s*(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (\S.*?)\s+(RUNNING|DONE|FAIL)\s*$")
+JOB_LOG_BYTES = 65536
+# Seconds past the wait given to a process that is between two states (a recycled worker
+# STARTING for its startsecs, BACKOFF) before it counts as not running.
+SETTLE = 30
+SETTLING = ("STARTING", "BACKOFF", "STOPPING", "EXITED", "UNKNOWN")
+
+
+def running_jobs(text, utc_offset):
+    """Jobs a worker log shows as started and not ended, oldest first: [(job, started_epoch)].
+
+    utc_offset: seconds east of UTC of the log's timestamps (the app's timezone).
+    """
+    running = []
+    for line in text.splitlines():
+        match = JOB_LINE_LARAVEL8.match(line)
+        if match:
+            stamp, key, status, job = match.groups()
+            key, starts = key or job, status == "Processing"
+        else:
+            match = JOB_LINE_LARAVEL9.match(line)
+            if not match:
+                continue
+            stamp, job, status = match.groups()
+            # "Class [id] ........ 1.5s": drop the dots and the run time.
+            job = re.sub(r"(\s+[\d.,]+(?:ms|s|m|h))+$", "", re.sub(r"\s+\.+(\s.*)?$", "", job))
+            key, starts = job, status == "RUNNING"
+            job = job.split()[0]
+        try:
+            started = calendar.timegm(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) - utc_offset
+        except ValueError:
+            continue
+        if starts:
+            running.append((key, job, started))
+        else:
+            ended = [entry for entry in running if entry[0] == key][:1]
+            if ended:
+                running.remove(ended[0])
+    return [(job, started) for _key, job, started in running]
+
+
+def process_table():
+    """{pid: (ppid, cmdline)} of every process on the host, from /proc (readable by anyone)."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as handle:
+                ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+            with open("/proc/%s/cmdline" % entry, "rb") as handle:
+                cmdline = handle.read().decode("utf-8", "replace").split("\0")
+        except (IOError, OSError, IndexError, ValueError):
+            continue
+        table[int(entry)] = (ppid, cmdline)
+    return table
+
+
+def worker_process(pid, table):
+    """(pid of the queue:work process, its children). supervisord's pid is the worker itself
+    (nice and ionice exec it); a wrapper that does not exec is looked through."""
+    for _level in range(3):
+        children = [p for p, (ppid, _c) in table.items() if ppid == pid]
+        if "queue:work" in " ".join(table.get(pid, (0, []))[1]) or len(children) != 1:
+            return pid, children
+        pid = children[0]
+    return pid, [p for p, (ppid, _c) in table.items() if ppid == pid]
+
+
+def worker_sleep(cmdline):
+    """queue:work's --sleep (how often an idle worker looks at the queue and the signal)."""
+    for index, arg in enumerate(cmdline):
+        value = arg[len("--sleep="):] if arg.startswith("--sleep=") else None
+        if arg == "--sleep" and index + 1 < len(cmdline):
+            value = cmdline[index + 1]
+        if value is not None:
+            try:
+                return float(value)
+            except ValueError:
+                break
+    return 3.0
+
+
+def recycle_survey(client, before, signalled_at, utc_offset):
+    """Where each process of before ({process: pid before}) stands now, and for a process
+    still under its old pid, whether it is busy with a job or idle (see above).
+
+    Returns (report, sleeps): report as RV(recycled); sleeps, each idle or busy process's --sleep.
+    """
+    now = time.time()
+    current = dict(("%s:%s" % (i["group"], i["name"]), i) for i in client.processes())
+    table = None
+    report, unrecycled, sleeps = {}, {}, {}
+    for name, pid in before.items():
+        info = current.get(name)
+        entry = dict(state="gone", pid_before=pid, pid_after=None, job=None, job_age_seconds=None)
+        report[name] = entry
+        if info is None:
+            continue
+        entry["pid_after"] = info.get("pid") or None
+        if info["statename"] != "RUNNING":
+            entry["state"] = info["statename"]
+        elif entry["pid_after"] != pid:
+            entry["state"] = "recycled"
+        else:
+            # Processes that write one log file (numprocs > 1 with one stdout_logfile) share its job lines.
+            log_file = info.get("stdout_logfile") or name
+            unrecycled.setdefault(log_file, []).append((info.get("start") or 0, name))
+    for processes in unrecycled.values():
+        if table is None:
+            table = process_table()
+        try:
+            log = client.log_tail(processes[0][1], JOB_LOG_BYTES)
+        except rpc.RPCError:
+            log = ""
+        jobs = [job for job in running_jobs(log, utc_offset) if job[1] <= signalled_at + 1]
+        for start, name in sorted(processes, reverse=True):
+            entry = report[name]
+            mine = [job for job in jobs if job[1] >= start - 1][:1]
+            if mine:
+                jobs.remove(mine[0])
+                entry["job"] = mine[0][0]
+                entry["job_age_seconds"] = max(0, int(now - mine[0][1]))
+            worker, children = worker_process(entry["pid_before"], table)
+            entry["state"] = "busy" if mine or children else "idle"
+            sleeps[name] = worker_sleep(table.get(worker, (0, []))[1])
+    return report, sleeps
+
+
+def wait_recycled(module, client, before, timeout, signalled_at=None, utc_offset=0):
+    """Wait until every process of before runs under a new pid; returns recycle_survey's report.
+
+    Stops early when a process is down for good (STOPPED, FATAL, gone) or idle for good, and
+    nothing else is still starting: waiting would change nothing. An idle worker is idle for
+    good once it stayed idle for its --sleep and 5 s more (time to wake up and see the signal).
+    """
+    signalled_at = time.time() if signalled_at is None else signalled_at
     deadline = time.time() + timeout
+    idle_since = {}
     while True:
-        current = dict(("%s:%s" % (i["group"], i["name"]), i) for i in client.processes())
-        report = {}
-        for name, pid in before.items():
-            info = current.get(name)
-            if info is None:
-                report[name] = "gone"
-            elif info["statename"] == "RUNNING" and info.get("pid") and info["pid"] != pid:
-                report[name] = "recycled"
-            elif info["statename"] == "RUNNING":
-                report[name] = "busy"
-            else:
-                report[name] = info["statename"]
-        if all(v == "recycled" for v in report.values()) or time.time() > deadline:
+        report, sleeps = recycle_survey(client, before, signalled_at, utc_offset)
+        now = time.time()
+        unsure, settle = [], SETTLE
+        for name, entry in report.items():
+            grace = sleeps.get(name, 3.0) + 5
+            settle = max(settle, grace)
+            if entry["state"] != "idle":
+                idle_since.pop(name, None)
+            elif now - idle_since.setdefault(name, now) < grace:
+                unsure.append(name)
+        states = set(entry["state"] for entry in report.values())
+        if states <= set(["recycled"]):
+            return report
+        settling = unsure + [n for n, e in report.items() if e["state"] in SETTLING]
+        if not settling and states - set(["recycled", "busy"]):
+            return report
+        if now > deadline and (not settling or now > deadline + settle):
             return report
         time.sleep(POLL)
+
+
+def recycle_problem(client, name, entry):
+    """Why a process did not recycle, and what to do."""
+    if entry["state"] == "idle":
+        return ("%s is idle under its old pid %s: it never saw the restart signal (queue:restart writes it to the "
+                "app's cache store, and this worker reads another one: a CACHE_DRIVER or cache config of its own, or a "
+                "store that is not shared); give it the app's cache store" % (name, entry["pid_before"]))
+    if entry["state"] == "gone":
+        return "%s is gone: supervisord no longer has it" % name
+    if entry["state"] == "STOPPED":
+        return "%s is STOPPED (stopped by hand): start it, or run the site playbook" % name
+    log = " | ".join(log_tail(client, name, 3))
+    return "%s is %s, not RUNNING%s" % (name, entry["state"], (" (its log: %s)" % log) if log else "")
+
+
+def describe_busy(name, entry):
+    job = entry["job"] or "a job (a child process runs; the log does not name it)"
+    age = " running for %d s" % entry["job_age_seconds"] if entry["job_age_seconds"] is not None else ""
+    return "%s (pid %s) busy with %s%s" % (name, entry["pid_before"], job, age)
 
 
 def recycle(module, client, params, before, result):
@@ -329,17 +558,30 @@ def recycle(module, client, params, before, result):
     if module.check_mode:
         result["changed"] = True
         module.exit_json(**result)
+    signalled_at = time.time()
     rc, out, err = module.run_command(params["recycle_command"], cwd=params["recycle_chdir"])
     if rc != 0:
         module.fail_json(msg="'%s' failed (%d): %s" % (" ".join(params["recycle_command"]), rc, (err or out).strip()),
                          **result)
     result["changed"] = True
-    result["recycled"] = wait_recycled(module, client, old, params["wait_timeout"])
+    result["recycled"] = wait_recycled(module, client, old, params["wait_timeout"], signalled_at,
+                                       params["recycle_log_utc_offset"])
     result["pids"] = dict((n, {"before": before.get(n, {}), "after": p}) for n, p in pids_by_group(client, started).items())
-    down = dict((p, s) for p, s in result["recycled"].items() if s not in ("recycled", "busy"))
+    down = sorted((p, e) for p, e in result["recycled"].items() if e["state"] not in ("recycled", "busy"))
+    busy = sorted((p, e) for p, e in result["recycled"].items() if e["state"] == "busy")
+    problems = []
     if down:
-        module.fail_json(msg="after '%s' these worker processes are not running: %s" % (
-            " ".join(params["recycle_command"]), ", ".join("%s %s" % kv for kv in sorted(down.items()))), **result)
+        problems.append("Did not recycle, and will not by themselves: %s." % "; ".join(
+            recycle_problem(client, p, e) for p, e in down))
+    if busy and params["recycle_require_all"]:
+        problems.append(
+            "Still busy with a job after %d s (each recycles when its job ends): %s. Wait longer (wait_timeout; "
+            "queue_workers_restart_wait in restart.yml), or accept workers that recycle after their job "
+            "(recycle_require_all: false; queue_workers_restart_require_all)." % (
+                params["wait_timeout"], "; ".join(describe_busy(p, e) for p, e in busy)))
+    if problems:
+        module.fail_json(msg="'%s' ran, but not every worker process recycled. %s" % (
+            " ".join(params["recycle_command"]), " ".join(problems)), **result)
     module.exit_json(**result)
 
 
@@ -358,11 +600,15 @@ def main():
                 path=dict(type="path", required=True),
                 backup=dict(type="path"),
                 new=dict(type="bool", default=False),
+                name=dict(type="str"),
+                mode=dict(type="str"),
             )),
             wait_timeout=dict(type="int", default=60),
             stop_orphans=dict(type="bool", default=True),
             recycle_command=dict(type="list", elements="str"),
             recycle_chdir=dict(type="path"),
+            recycle_require_all=dict(type="bool", default=False),
+            recycle_log_utc_offset=dict(type="int", default=0),
         ),
         supports_check_mode=True,
     )
@@ -470,7 +716,10 @@ def main():
 
     if failing:
         changed_now = [g for g in failing if programs[g]["action"] in ("changed", "pending")]
-        files_back = [e for e in params["rollback"] if not e.get("new") and e.get("backup")]
+        # The failing programs' previous versions, and every file removed in this run.
+        removed_now = [n for n, p in programs.items() if p["action"] == "removed"]
+        files_back = [e for e in params["rollback"] if not e.get("new") and e.get("backup")
+                      and (e.get("name") in changed_now or e.get("name") in removed_now or not e.get("name"))]
         new_now = [g for g in failing if programs[g]["action"] == "added"]
         try:
             if files_back:
@@ -497,6 +746,8 @@ def main():
             parts.append("%s did not reach RUNNING within %d s (%s): %s; %s" % (
                 group, params["wait_timeout"], ", ".join("%s %s" % kv for kv in sorted(info["states"].items())),
                 reason, outcome))
+        # The programs that did reach RUNNING keep their new version: their old one is not needed.
+        forget_backups([e for e in params["rollback"] if e not in files_back])
         if orphan_thread:
             orphan_thread.join()
             result["orphans"] = orphan_report
