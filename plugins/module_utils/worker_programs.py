@@ -313,6 +313,13 @@ def settings_errors(settings, workers=None):
             _check_text(errors, var, value)
     if not settings.get("user"):
         errors.append("queue_workers_user must name the user the workers run as (e.g. www-data)")
+    maxbytes = settings.get("log_maxbytes", "50MB")
+    if not re.match(r"^[0-9]+(KB|MB|GB)?$", str(maxbytes), re.IGNORECASE):
+        errors.append("queue_workers_log_maxbytes = %r must be a size supervisor reads: a number of bytes, or a number "
+                      "followed by KB, MB or GB with no space (e.g. 50MB)" % (maxbytes,))
+    backups = settings.get("log_backups", 5)
+    if not _is_int(backups) or backups < 0:
+        errors.append("queue_workers_log_backups = %r must be a whole number >= 0 (0 keeps no rotated log)" % (backups,))
     margin = settings.get("stopwait_margin", 30)
     if not _is_int(margin) or margin < 0:
         errors.append("queue_workers_stopwait_margin = %r must be a whole number >= 0: a negative margin gives a "

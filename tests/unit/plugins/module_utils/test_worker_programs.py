@@ -430,6 +430,10 @@ def test_host_requirements_name_the_variable_to_fix():
                  id="realtime-io"),
     pytest.param([{"name": "x", "queue": "q"}], dict(SETTINGS, stopwait_margin=-10), "queue_workers_stopwait_margin = -10",
                  id="negative-margin"),
+    pytest.param([{"name": "x", "queue": "q"}], dict(SETTINGS, log_maxbytes="50 MB"), "queue_workers_log_maxbytes",
+                 id="log-size-with-a-space"),
+    pytest.param([{"name": "x", "queue": "q"}], dict(SETTINGS, log_backups=-1), "queue_workers_log_backups = -1",
+                 id="negative-log-backups"),
 ])
 def test_inputs_that_would_silently_misbehave_are_refused(workers, settings, words):
     errors = wp.settings_errors(settings, workers) + wp.worker_errors(workers, default_user=settings["user"])
