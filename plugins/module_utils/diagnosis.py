@@ -482,9 +482,44 @@ def _ffmpeg(obs):
                      "install an FFmpeg with the hls muxer, an H.264 and an AAC encoder (Debian: apt install ffmpeg)")]
 
 
+def _isolation(obs):
+    """Whether the running workers got the CPU and I/O priority their definition asks for."""
+    found = []
+    priorities = obs.get("priorities") or {}
+    groups = {}
+    for info in (obs.get("rpc") or {}).get("processes") or []:
+        groups.setdefault(info.get("group"), []).append(info)
+    for prog in obs.get("programs") or []:
+        if prog.get("nice") is None and not prog.get("ionice_class"):
+            continue
+        wrong = []
+        for proc in groups.get(prog["name"], []):
+            seen = priorities.get(proc.get("pid"))
+            if not seen:
+                continue
+            if prog.get("nice") is not None and seen.get("nice") is not None and seen["nice"] != prog["nice"]:
+                wrong.append("pid %s runs at nice %s, not %s" % (proc["pid"], seen["nice"], prog["nice"]))
+            want = prog.get("ionice_class")
+            io = seen.get("io") or ""
+            if want and io and not io.startswith(want):
+                wrong.append("pid %s has I/O class '%s', not %s" % (proc["pid"], io, want))
+            elif (want and want != "idle" and prog.get("ionice_level") is not None and io
+                  and not io.endswith("prio %s" % prog["ionice_level"])):
+                wrong.append("pid %s has I/O priority '%s', not level %s" % (proc["pid"], io, prog["ionice_level"]))
+        if wrong:
+            found.append(_finding("isolation %s" % prog["name"], FAIL, "%s: %s" % (prog["name"], "; ".join(wrong)),
+                                  "the program's command must start with nice/ionice as the site playbook writes it "
+                                  "(a hand-made file, or one not applied yet?); run the site playbook"))
+        elif any(priorities.get(proc.get("pid")) for proc in groups.get(prog["name"], [])):
+            found.append(_finding("isolation %s" % prog["name"], OK, "%s runs at the CPU and I/O priority it asks for"
+                                  % prog["name"]))
+    return found
+
+
 def evaluate(obs):
     """Every finding, in the order of the guide's checklist."""
-    return _supervisord(obs) + _program_files(obs) + _processes(obs) + _orphans(obs) + _app(obs) + _queue(obs) + _ffmpeg(obs)
+    return (_supervisord(obs) + _program_files(obs) + _processes(obs) + _isolation(obs) + _orphans(obs) + _app(obs)
+            + _queue(obs) + _ffmpeg(obs))
 
 
 def summary(findings):

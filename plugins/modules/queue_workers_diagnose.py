@@ -198,6 +198,22 @@ def tail(path, lines=None):
     return found if lines is None else found[-lines:]
 
 
+def read_priority(module, pid):
+    """The running process's niceness (/proc/PID/stat) and I/O class as ionice prints it ('best-effort: prio 7')."""
+    found = {"nice": None, "io": None}
+    try:
+        with open("/proc/%s/stat" % pid) as handle:
+            found["nice"] = int(handle.read().rpartition(")")[2].split()[16])
+    except (IOError, OSError, ValueError, IndexError):
+        return found
+    ionice = module.get_bin_path("ionice")
+    if ionice:
+        rc, out, _err = module.run_command([ionice, "-p", str(pid)], environ_update=C_ENV)
+        if rc == 0:
+            found["io"] = out.strip()
+    return found
+
+
 def read_cmdline(pid):
     try:
         with open("/proc/%s/cmdline" % pid, "rb") as handle:
@@ -305,6 +321,8 @@ def collect(module):
             "file_owned": bool(text) and text.startswith(workers.OWNED_PREFIX),
             "defined_in": [p for p in defined_in if p != path],
             "state": workers.desired_state(worker), "commands": commands,
+            "nice": worker.get("nice"), "ionice_class": worker.get("ionice_class"),
+            "ionice_level": worker.get("ionice_level"),
         })
         log = section_option(source, "program:%s" % name, "stdout_logfile")
         if not log or "%(" in log or log.upper() in ("AUTO", "NONE"):
@@ -315,9 +333,11 @@ def collect(module):
     if sup.get("running") and sup.get("config_file"):
         obs["rpc"] = ask_supervisord(sup["config_file"])
         obs["cmdlines"] = {}
+        obs["priorities"] = {}
         for info in obs["rpc"].get("processes") or []:
             if info.get("group") in names and info.get("statename") == "RUNNING" and info.get("pid"):
                 obs["cmdlines"][info["pid"]] = read_cmdline(info["pid"])
+                obs["priorities"][info["pid"]] = read_priority(module, info["pid"])
     # Also when supervisord is down: that is when a killed one's workers still run.
     obs["orphans"] = [dict((k, o.get(k)) for k in ("pid", "ppid", "group", "process", "cmdline"))
                       for o in orphan_procs.find_orphans(names)]

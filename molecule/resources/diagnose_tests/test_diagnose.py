@@ -69,6 +69,9 @@ def test_a_healthy_host_is_reported_healthy_and_left_alone(host, report_dir):
     assert re.search(r"^\[ OK \] running elms-default-worker +2 process\(es\) RUNNING$", report, re.M), report
     assert re.search(r"^\[ OK \] running elms-video-worker +1 process\(es\) RUNNING$", report, re.M), report
     assert re.search(r"^\[ OK \] orphans +no worker left running by a supervisord that is gone$", report, re.M), report
+    # Read from the running processes, not from the file.
+    assert re.search(r"^\[ OK \] isolation elms-video-worker +elms-video-worker runs at the CPU and I/O priority it asks for$",
+                     report, re.M), report
     # The running workers' command lines are their files' (the video worker's behind nice and ionice).
     assert "[FAIL]" not in report and "[WARN]" not in report, report
     assert "www-data runs 'artisan queue:work --once' (exit 0)" in report
@@ -117,6 +120,19 @@ def test_a_program_file_changed_by_hand_is_named_as_not_applied(host, report_dir
     assert "fix: run the site playbook, which applies it (or %s update elms-default-worker)" % CTL in report
     # One cause, one problem: the older command line is part of that finding.
     assert "Result: 1 problem(s)" in report, report
+
+
+def test_isolation_that_did_not_take_effect_is_named(host, report_dir, supervisor_status):
+    pid = supervisor_status()["elms-video-worker:elms-video-worker_00"][1]
+    host.check_output("renice -n 0 -p %s" % pid)
+    try:
+        rc, out, report = diagnose(report_dir)
+    finally:
+        host.check_output("renice -n 10 -p %s" % pid)
+    assert rc != 0, out
+    assert changed(out) == 0, out
+    assert "[FAIL] isolation elms-video-worker" in report, report
+    assert "pid %s runs at nice 0, not 10" % pid in report, report
 
 
 def test_workers_left_running_by_a_killed_supervisord_are_named(host, report_dir, supervisor_status):

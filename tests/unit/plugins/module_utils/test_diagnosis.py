@@ -322,3 +322,25 @@ def test_the_report_puts_findings_and_fixes_first_then_the_logs():
     assert "fix: set QUEUE_CONNECTION=database" in lines[fail + 1]
     assert lines[-5:] == ["--- last lines of /x.log (worker elms-video-worker)", "line 1", "",
                           "--- last lines of /y.log (supervisord)", "(no such file)"]
+
+
+VIDEO = {"name": "v", "nice": 10, "ionice_class": "best-effort", "ionice_level": 7}
+
+
+@pytest.mark.parametrize("seen, status, words", [
+    pytest.param({"nice": 10, "io": "best-effort: prio 7"}, "ok", "runs at the CPU and I/O priority", id="as-asked"),
+    pytest.param({"nice": 0, "io": "best-effort: prio 7"}, "fail", "runs at nice 0, not 10", id="nice-not-applied"),
+    pytest.param({"nice": 10, "io": "none: prio 4"}, "fail", "I/O class 'none: prio 4', not best-effort", id="io-class"),
+    pytest.param({"nice": 10, "io": "best-effort: prio 4"}, "fail", "not level 7", id="io-level"),
+])
+def test_isolation_is_read_from_the_running_processes(seen, status, words):
+    obs = {"programs": [VIDEO], "priorities": {42: seen},
+           "rpc": {"processes": [{"group": "v", "name": "v_00", "pid": 42, "statename": "RUNNING"}]}}
+    found = dg._isolation(obs)
+    assert len(found) == 1 and found[0]["status"] == status and words in found[0]["summary"], found
+
+
+def test_workers_without_isolation_are_not_judged():
+    obs = {"programs": [{"name": "d"}], "priorities": {1: {"nice": 0, "io": "none: prio 4"}},
+           "rpc": {"processes": [{"group": "d", "name": "d_00", "pid": 1, "statename": "RUNNING"}]}}
+    assert dg._isolation(obs) == []
