@@ -34,6 +34,8 @@ import signal
 import time
 
 from ansible_collections.elms.queue_workers.plugins.module_utils import supervisor_layout as layout
+from ansible_collections.elms.queue_workers.plugins.module_utils.supervisor_detect import read_file as _read
+from ansible_collections.elms.queue_workers.plugins.module_utils.supervisor_detect import read_link as _readlink
 
 # supervisor's own default for [program:x] stopwaitsecs.
 DEFAULT_STOPWAITSECS = 10
@@ -46,21 +48,6 @@ try:
     _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 except (AttributeError, ValueError, OSError):
     _CLOCK_TICKS = 100
-
-
-def _read(path):
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except (IOError, OSError):
-        return None
-
-
-def _readlink(path):
-    try:
-        return os.readlink(path)
-    except (IOError, OSError):
-        return None
 
 
 def read_stat(pid, proc_root="/proc"):

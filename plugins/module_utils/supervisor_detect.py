@@ -24,7 +24,8 @@ KNOWN_SUPERVISORD = (
 )
 
 
-def _read(path, mode="rb"):
+def read_file(path, mode="rb"):
+    """A file's content, or None when it cannot be read (a process that is gone, say)."""
     try:
         with open(path, mode) as handle:
             return handle.read()
@@ -32,11 +33,14 @@ def _read(path, mode="rb"):
         return None
 
 
-def _readlink(path):
+def read_link(path):
     try:
         return os.readlink(path)
     except (IOError, OSError):
         return None
+
+
+_read, _readlink = read_file, read_link
 
 
 def _ppid(pid):

@@ -260,7 +260,12 @@ def start_service(module, service, config_file, timeout=60):
     """Start supervisord through its service manager (a start, never a restart) and wait until it answers."""
     systemctl = module.get_bin_path("systemctl")
     if systemctl and os.path.isdir("/run/systemd/system"):
-        argv = [systemctl, "start", service]
+        # A unit whose supervisord died waits in 'auto-restart' (Debian's for 50 s), and a start
+        # then waits for that delay too; a restart runs it now. Nothing of it runs to be stopped:
+        # its main process is dead, and KillMode=process leaves the orphaned workers to us.
+        rc, out, _err = module.run_command([systemctl, "show", "-p", "SubState", "--value", service],
+                                           environ_update={"LC_ALL": "C"})
+        argv = [systemctl, "restart" if rc == 0 and out.strip() == "auto-restart" else "start", service]
     else:
         argv = [module.get_bin_path("service") or "service", service, "start"]
     rc, out, err = module.run_command(argv, environ_update={"LC_ALL": "C"})
@@ -311,9 +316,9 @@ def forget_backups(entries):
             os.unlink(entry["backup"])
 
 
-def reapply(client, names, result):
-    """Make supervisord run what the files now say for these groups (reloadConfig, then stop/remove/add)."""
-    added, changed, removed = client.reload_config()
+def apply_groups(client, names, added, changed, removed, result):
+    """What 'supervisorctl update' does, for these groups only: removed and changed ones are stopped (each
+    running job finishes within stopwaitsecs) and removed, changed and added ones are added."""
     for name in names:
         if name in removed or name in changed:
             client.stop_group(name)
@@ -323,6 +328,12 @@ def reapply(client, names, result):
             client.add_group(name)
             if name in added:
                 result["added"].append(name)
+
+
+def reapply(client, names, result):
+    """Make supervisord run what the files now say for these groups."""
+    added, changed, removed = client.reload_config()
+    apply_groups(client, names, added, changed, removed, result)
 
 
 def wait_running(client, names, timeout):
@@ -676,15 +687,7 @@ def main():
         module.exit_json(**result)
 
     try:
-        for name in names:
-            if name in removed or name in changed:
-                client.stop_group(name)
-                client.remove_group(name)
-                (result["removed"] if name in removed else result["updated"]).append(name)
-            if name in added or name in changed:
-                client.add_group(name)
-                if name in added:
-                    result["added"].append(name)
+        apply_groups(client, names, added, changed, removed, result)
         current = dict(("%s:%s" % (i["group"], i["name"]), i) for i in client.processes())
         for process, info in sorted(current.items()):
             program = programs.get(info["group"])
