@@ -1,6 +1,11 @@
 """aaPanel: the panel's supervisor is used as it is, and its own program is untouched."""
 
+import pytest
+
 from conftest import EXPECT
+
+PANEL_FILE = EXPECT["include_dir"] + "/panel-task.ini"
+PANEL_PROCESS = "panel-task:panel-task_00"
 
 
 def test_no_supervisorctl_on_path(host):
@@ -31,3 +36,15 @@ def test_panel_shows_our_program_names(supervisor_status):
     # The panel names a program by the text before the first '_' of its process name.
     shown = {process.split(":")[-1].split("_")[0] for process in supervisor_status()}
     assert {"elms-default-worker", "elms-video-worker"} <= shown
+
+
+@pytest.mark.before_changes
+def test_panel_program_file_is_byte_for_byte_the_same(baseline, after_deploy):
+    assert PANEL_FILE in baseline["snapshot"]["files"], "prepare recorded no %s" % PANEL_FILE
+    assert after_deploy["files"].get(PANEL_FILE) == baseline["snapshot"]["files"][PANEL_FILE]
+
+
+@pytest.mark.before_changes
+def test_panel_program_keeps_its_process_id(baseline, after_deploy):
+    before = baseline["snapshot"]["programs"][PANEL_PROCESS]
+    assert before["pid"] and after_deploy["programs"].get(PANEL_PROCESS) == before

@@ -17,6 +17,10 @@ PROCESSES = [
     "elms-video-worker:elms-video-worker_00",
 ]
 PROGRAMS = sorted(set(p.split(":")[0] for p in PROCESSES))
+VIDEO_PROCESS = "elms-video-worker:elms-video-worker_00"
+DEFAULT_PROCESSES = [p for p in PROCESSES if p.startswith("elms-default-worker:")]
+# Where the video worker runs (the role's defaults): nice -n 10, ionice -c 2 -n 7.
+LOWER_PRIORITY = {"nice": "10", "io": "best-effort: prio 7"}
 
 
 def program_file(host, program):
@@ -61,6 +65,53 @@ def encode(artisan, wait_for_file):
     return {"dir": out_dir, "done": wait_for_file(out_dir + "/done.json", 90)}
 
 
+@pytest.fixture(scope="module")
+def priorities(host, artisan, supervisor_status, wait_for_file):
+    """Nice value and I/O class of the workers' processes while an encode runs.
+
+    A 20 s encode is dispatched; one command on the host polls for an ffmpeg whose parent
+    is the video worker's PHP process (a round trip per look would miss a short one) and,
+    the moment it finds one, reads both processes' nice value and I/O class.
+    """
+    status = supervisor_status()
+    php = status[VIDEO_PROCESS][1]
+    name = "verify-priority-%d" % time.time()
+    assert artisan("elms:dispatch-encode", name, "--duration=20").rc == 0
+    # The video worker sleeps 10 s between polls of an empty queue: up to 90 s in all.
+    running = host.run(
+        "for i in $(seq 900); do"
+        " for child in $(pgrep -P %(php)d -x ffmpeg); do"
+        "  comm=$(ps -o comm= -p $child) && nice=$(ps -o ni= -p $child) && io=$(ionice -p $child) || continue;"
+        "  echo \"php|$(ps -o comm= -p %(php)d)|$(ps -o ni= -p %(php)d)|$(ionice -p %(php)d)\";"
+        "  echo \"ffmpeg|$comm|$nice|$io\"; exit 0;"
+        " done; sleep 0.1; "
+        "done; exit 1" % {"php": php})
+    assert running.rc == 0, "no ffmpeg child of the video worker (pid %d) within 90 s" % php
+    found = {}
+    for line in running.stdout.splitlines():
+        process, command, nice, io = (field.strip() for field in line.split("|"))
+        found[process] = {"command": command, "nice": nice, "io": io}
+    found["defaults"] = [host.run("ps -o ni= -p %d" % status[process][1]).stdout.strip() for process in DEFAULT_PROCESSES]
+    # Let the encode finish, so that no job is left running (test_no_job_failed reads the result).
+    done = "%s/storage/app/hls/%s/done.json" % (APP, name)
+    assert wait_for_file(done, 240), "the 20 s encode wrote no %s" % done
+    return found
+
+
+def test_video_worker_runs_at_lower_cpu_and_io_priority(priorities):
+    assert priorities["php"]["command"].startswith("php"), priorities["php"]
+    assert {key: priorities["php"][key] for key in LOWER_PRIORITY} == LOWER_PRIORITY
+
+
+def test_ffmpeg_started_by_the_video_worker_runs_at_its_priority(priorities):
+    assert priorities["ffmpeg"]["command"] == "ffmpeg", priorities["ffmpeg"]
+    assert {key: priorities["ffmpeg"][key] for key in LOWER_PRIORITY} == LOWER_PRIORITY
+
+
+def test_default_workers_run_at_normal_cpu_priority(priorities):
+    assert priorities["defaults"] == ["0"] * len(DEFAULT_PROCESSES)
+
+
 def test_video_job_is_processed(encode):
     assert encode["done"], "no done.json in %s after 90 s" % encode["dir"]
 
@@ -103,3 +154,50 @@ def test_default_job_is_processed_by_a_default_worker(artisan, wait_for_file, ho
 
 def test_no_job_failed(artisan):
     assert "No failed jobs" in artisan("queue:failed").stdout
+
+
+# The host as the converge and idempotence runs left it, against prepare's baseline
+# (before_changes: these run before any test that changes the host on purpose).
+
+@pytest.fixture(scope="module")
+def before(baseline):
+    """prepare's snapshot, or a skip where no supervisord ran before the first deploy."""
+    if not baseline["supervisord_ran"]:
+        pytest.skip(baseline["reason"])
+    return baseline["snapshot"]
+
+
+@pytest.mark.before_changes
+def test_supervisord_was_never_restarted(before, after_deploy):
+    # Same pid and same start time: not restarted, not even to the same pid.
+    assert after_deploy["supervisord"] == before["supervisord"]
+
+
+@pytest.mark.before_changes
+def test_supervisord_was_never_reloaded(before, after_deploy):
+    # A reload keeps supervisord's pid but restarts every program: someone else's keeps its own.
+    assert before["programs"]["zz-someone-else"]["pid"]
+    assert after_deploy["programs"].get("zz-someone-else") == before["programs"]["zz-someone-else"]
+
+
+@pytest.mark.before_changes
+def test_every_program_that_ran_before_keeps_its_process_id(before, after_deploy):
+    assert {name: after_deploy["programs"].get(name) for name in before["programs"]} == before["programs"]
+
+
+@pytest.mark.before_changes
+def test_files_of_others_in_the_include_globs_are_untouched(before, after_deploy):
+    # The same files, byte for byte, and no new one without the marker line (a backup or
+    # a temporary file left there would be loaded by supervisord).
+    assert after_deploy["files"] == before["files"]
+
+
+@pytest.mark.before_changes
+def test_someone_elses_program_file_is_untouched(host, baseline, before, after_deploy):
+    someone_else = baseline["someone_else"]
+    if someone_else["in_config"]:
+        # supervisord's config file is the role's to change when it has no [include]
+        # yet: only the program's own lines must stay.
+        assert someone_else["text"] in host.file(someone_else["file"]).content_string
+    else:
+        assert after_deploy["files"].get(someone_else["file"]) == before["files"][someone_else["file"]]
