@@ -35,6 +35,15 @@ def owned_by(text, owner):
     return (text or "").startswith(marker(owner))
 
 
+_MARKER_RE = re.compile(r"^; Managed by Ansible \((.+?)\)\.(?: |$)", re.MULTILINE)
+
+
+def owner_of(text):
+    """The owner named by a program file's marker line, or None for a file without one."""
+    found = _MARKER_RE.match(text or "")
+    return found.group(1) if found else None
+
+
 def digest(text):
     return hashlib.sha256((text or "").encode("utf-8")).hexdigest()
 
@@ -57,10 +66,12 @@ def group_states(processes):
     return groups
 
 
-def plan(desired, files, loaded, processes, owner, purge=True, take_over=False, running=True, backed_up=()):
+def plan(desired, files, loaded, processes, owner, purge=True, take_over=False, running=True, backed_up=(),
+         owners=None, adopt=()):
     """What to do with each program, and what keeps the run from going on.
 
-    desired: [{name, content, state, mode, uid}] (state absent needs no content).
+    desired: [{name, content, state, mode, uid, owner}] (state absent needs no content; owner
+      defaults to the owner argument).
     files: {name: {path, text, mode, uid}} of the include directory (every file with the
       include extension; text may be None when unreadable).
     loaded: {"added": [...], "changed": [...], "removed": [...]} from reloadConfig before
@@ -70,6 +81,11 @@ def plan(desired, files, loaded, processes, owner, purge=True, take_over=False, 
     backed_up: names of programs of this owner that have a kept previous version: a group
       supervisord still runs whose file is gone is this owner's when it is among them (a
       run that removed the file and stopped before applying).
+    owners: every owner this run speaks for (default: owner and the programs' owners); purge
+      removes their files of programs not desired. A file marked for any other owner is never
+      written or removed, take_over or not: a desired program of that name is refused.
+    adopt: owners whose files count as the desired program's own, for the names desired only
+      (an earlier marker of the same deployer); they are rewritten with the program's marker.
     Returns {"programs": {name: entry}, "errors": [...]} where entry has write (the file
     must be written), remove (the file must be deleted), apply (supervisord must load the
     group's file again: it was written now, or earlier and never applied), start / stop
@@ -81,16 +97,30 @@ def plan(desired, files, loaded, processes, owner, purge=True, take_over=False, 
     wanted = {}
     for program in desired:
         wanted[program["name"]] = program
+    owners = set(owners or []) | set([owner]) | set(p.get("owner") or owner for p in desired)
     for name, program in sorted(wanted.items()):
         state = program.get("state", "started")
+        own = program.get("owner") or owner
         current = files.get(name)
-        mine = current is not None and owned_by(current.get("text"), owner)
+        found_owner = owner_of(current.get("text")) if current is not None else None
+        mine = current is not None and (found_owner == own or found_owner in adopt)
         entry = {"write": False, "remove": False, "apply": False, "start": [], "stop": [], "reasons": [],
                  "path": current["path"] if current else None}
+        if current is not None and not mine and found_owner is not None:
+            if state == "absent":
+                # Another owner's program of that name: not ours to remove.
+                entry["reasons"].append("%s belongs to %s" % (current["path"], found_owner))
+                result[name] = _finish(entry, [])
+                continue
+            errors.append(
+                "%s already belongs to %s (its first line is '%s'): program names are unique on a host, so "
+                "rename this one (e.g. prefix it with its own app's name) or remove it from %s first"
+                % (current["path"], found_owner, marker(found_owner), found_owner))
+            continue
         if current is not None and not mine and not take_over and state != "absent":
             errors.append(
                 "%s is a program file of someone else (its first line is not '%s'): rename the program, "
-                "remove that file first, or allow taking it over" % (current["path"], marker(owner)))
+                "remove that file first, or allow taking it over" % (current["path"], marker(own)))
             continue
         if current is None and name in groups and state != "absent":
             errors.append(
@@ -133,7 +163,7 @@ def plan(desired, files, loaded, processes, owner, purge=True, take_over=False, 
         result[name] = _finish(entry, procs)
     if purge:
         for name, current in sorted(files.items()):
-            if name in wanted or not owned_by(current.get("text"), owner):
+            if name in wanted or owner_of(current.get("text")) not in owners:
                 continue
             entry = {"write": False, "remove": True, "apply": True, "start": [], "stop": [],
                      "reasons": ["no longer listed"], "path": current["path"]}

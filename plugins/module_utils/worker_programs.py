@@ -14,7 +14,7 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.elms.queue_workers.plugins.module_utils import program_state
+from ansible_collections.elms.queue_workers.plugins.module_utils import daemon_kinds, program_state
 
 try:
     from shlex import quote as _shlex_quote
@@ -29,16 +29,13 @@ MANAGED_MARKER = OWNED_PREFIX + " Local changes are overwritten."
 # A worker's state: present is started (kept for existing inventories).
 WORKER_STATES = ("started", "present", "stopped", "absent")
 
-# Worker keys: artisan queue:work options first, then supervisor-side settings.
-ARTISAN_OPTIONS = (
-    ("sleep", "--sleep"), ("tries", "--tries"), ("max_time", "--max-time"), ("max_jobs", "--max-jobs"),
-    ("memory", "--memory"), ("timeout", "--timeout"), ("backoff", "--backoff"), ("rest", "--rest"),
-)
+# Worker keys: those of its kind (daemon_kinds: queue:work options, command, ...), then supervisor-side settings.
+ARTISAN_OPTIONS = daemon_kinds.QUEUE_OPTIONS
 WORKER_KEYS = frozenset(
-    [key for key, _flag in ARTISAN_OPTIONS]
-    + ["name", "queue", "connection", "numprocs", "log", "stopwaitsecs", "user", "state",
+    list(daemon_kinds.KIND_KEYS)
+    + ["name", "kind", "numprocs", "log", "stopwaitsecs", "user", "state",
        "priority", "environment", "extra_args", "supervisor_options", "autostart", "startsecs",
-       "startretries", "force", "nice", "ionice_class", "ionice_level", "weight"])
+       "startretries", "nice", "ionice_class", "ionice_level", "weight"])
 # queue:work options the role renders from a worker's own keys; extra_args must not repeat them.
 ROLE_FLAGS = dict([(flag, key) for key, flag in ARTISAN_OPTIONS] + [("--queue", "queue"), ("--force", "force")])
 POSITIVE_INTS = ("sleep", "tries", "max_time", "memory", "timeout", "startretries", "stopwaitsecs")
@@ -130,10 +127,12 @@ def stopwaitsecs(worker, margin):
 
     Without an explicit --timeout a job class may set its own $timeout, so the
     bound is --max-time (the worker recycles after it) rather than Laravel's 60 s.
+    Other kinds: their timeout (Horizon's longest supervisor timeout), or Laravel's 60 s.
     """
     if worker.get("stopwaitsecs"):
         return worker["stopwaitsecs"]
-    longest = worker.get("timeout") or worker.get("max_time") or LARAVEL_DEFAULT_TIMEOUT
+    longest = worker.get("timeout") or (worker.get("max_time") if daemon_kinds.kind_of(worker) == "queue" else None) \
+        or LARAVEL_DEFAULT_TIMEOUT
     return longest + margin
 
 
@@ -158,19 +157,9 @@ def priority_prefix(worker, settings):
 
 
 def artisan_argv(worker, settings):
-    argv = priority_prefix(worker, settings)
-    argv += [settings["php"], settings["app_dir"].rstrip("/") + "/artisan", "queue:work"]
-    connection = worker.get("connection") or settings.get("connection")
-    if connection:
-        argv.append(connection)
-    argv.append("--queue=" + ",".join(queue_list(worker)))
-    for key, flag in ARTISAN_OPTIONS:
-        if worker.get(key) is not None:
-            argv.append("%s=%s" % (flag, worker[key]))
-    if worker.get("force"):
-        argv.append("--force")
-    argv.extend(str(arg) for arg in worker.get("extra_args") or [])
-    return argv
+    """The program's whole command line: nice/ionice, then what its kind runs (daemon_kinds)."""
+    artisan = settings["app_dir"].rstrip("/") + "/artisan"
+    return priority_prefix(worker, settings) + daemon_kinds.argv(worker, settings, artisan)
 
 
 def command_line(argv):
@@ -227,7 +216,7 @@ def environment_problem(value):
 
 
 def log_path(worker, settings):
-    log = worker.get("log") or "storage/logs/%s.log" % worker["name"]
+    log = worker.get("log") or "%s/%s.log" % ((settings.get("log_dir") or "storage/logs").rstrip("/"), worker["name"])
     return log if log.startswith("/") else settings["app_dir"].rstrip("/") + "/" + log
 
 
@@ -294,14 +283,19 @@ def _check_text(errors, where, value):
                       "remove the space before it" % (where, text))
 
 
-def settings_errors(settings, workers=None):
-    """Errors in the role-wide settings, each naming the variable and the fix."""
+SETTING_VARS = {"app_dir": "queue_workers_app_dir", "php": "queue_workers_php", "user": "queue_workers_user",
+                "nice": "queue_workers_nice_path", "ionice": "queue_workers_ionice_path"}
+
+
+def settings_errors(settings, workers=None, names=None):
+    """Errors in the role-wide settings, each naming the variable (names: key -> variable) and the fix."""
+    names = dict(SETTING_VARS, **(names or {}))
     errors = []
     if not settings.get("php"):
-        errors.append("queue_workers_php is empty: set it to the absolute path of php (e.g. /usr/bin/php, or a "
-                      "panel's /www/server/php/82/bin/php)")
-    for key, var in (("app_dir", "queue_workers_app_dir"), ("php", "queue_workers_php"),
-                     ("nice", "queue_workers_nice_path"), ("ionice", "queue_workers_ionice_path")):
+        errors.append("%s is empty: set it to the absolute path of php (e.g. /usr/bin/php, or a "
+                      "panel's /www/server/php/82/bin/php)" % names["php"])
+    for key in ("app_dir", "php", "nice", "ionice"):
+        var = names[key]
         value = settings.get(key)
         if key != "app_dir" and not value:
             continue
@@ -312,7 +306,7 @@ def settings_errors(settings, workers=None):
         else:
             _check_text(errors, var, value)
     if not settings.get("user"):
-        errors.append("queue_workers_user must name the user the workers run as (e.g. www-data)")
+        errors.append("%s must name the user the workers run as (e.g. www-data)" % names["user"])
     maxbytes = settings.get("log_maxbytes", "50MB")
     if not re.match(r"^[0-9]+(KB|MB|GB)?$", str(maxbytes), re.IGNORECASE):
         errors.append("queue_workers_log_maxbytes = %r must be a size supervisor reads: a number of bytes, or a number "
@@ -327,9 +321,8 @@ def settings_errors(settings, workers=None):
     return errors
 
 
-def worker_errors(workers, margin=30, allow_root=False, default_user=None, retry_after=0):
+def worker_errors(workers, margin=30, allow_root=False, default_user=None, retry_after=0, var="queue_workers_programs"):
     """Every problem in a list of worker definitions, each naming the variable and the fix."""
-    var = "queue_workers_programs"
     if not isinstance(workers, (list, tuple)):
         return ["%s must be a list of worker definitions, got %s" % (var, type(workers).__name__)]
     errors = []
@@ -357,8 +350,11 @@ def worker_errors(workers, margin=30, allow_root=False, default_user=None, retry
             errors.append("%s.state = %r must be one of %s" % (where, worker.get("state"), ", ".join(WORKER_STATES)))
         if worker.get("state") == "absent":
             continue
+        kind_problems = daemon_kinds.kind_errors(worker, where)
+        errors.extend(kind_problems)
+        is_queue = daemon_kinds.kind_of(worker) == "queue"
         queues = queue_list(worker)
-        if not queues or not all(isinstance(q, str) and QUEUE_RE.match(q) for q in queues):
+        if is_queue and (not queues or not all(isinstance(q, str) and QUEUE_RE.match(q) for q in queues)):
             errors.append("%s.queue = %r must be a queue name (letters, digits, '_', '-', '.', ':') or a list of them"
                           % (where, worker.get("queue")))
         for key in POSITIVE_INTS + NON_NEGATIVE_INTS:
@@ -423,7 +419,7 @@ def worker_errors(workers, margin=30, allow_root=False, default_user=None, retry
             for arg in extra:
                 _check_text(errors, "%s.extra_args" % where, arg)
                 flag = str(arg).split("=", 1)[0]
-                if flag in ROLE_FLAGS:
+                if is_queue and flag in ROLE_FLAGS:
                     errors.append("%s.extra_args sets %s, which the role sets itself from the worker's %s key: use "
                                   "that key (an extra %s would silently override it)" % (where, flag, ROLE_FLAGS[flag], flag))
         passthrough = worker.get("supervisor_options") or {}
@@ -504,15 +500,16 @@ def desired_programs(workers, settings, content=True):
     return found
 
 
-def host_requirements(workers, settings):
-    """What the host must have before any worker is written (each with the variable to fix), and the
-    log directories to create: {"require": [...], "directories": [...]}."""
+def host_requirements(workers, settings, names=None):
+    """What the host must have before any worker is written (each with the variable to fix, names:
+    key -> variable), and the log directories to create: {"require": [...], "directories": [...]}."""
+    names = dict(SETTING_VARS, **(names or {}))
     present = select(workers, "present")
     require = [{"kind": "file", "value": settings["app_dir"].rstrip("/") + "/artisan",
-                "msg": "%s/artisan does not exist: set queue_workers_app_dir to the Laravel app root" % settings["app_dir"].rstrip("/")}]
+                "msg": "%s/artisan does not exist: set %s to the Laravel app root" % (settings["app_dir"].rstrip("/"), names["app_dir"])}]
     if not settings.get("php_on_path"):
         require.append({"kind": "executable", "value": settings["php"],
-                        "msg": "php %s is not an executable file: set queue_workers_php to php's absolute path" % settings["php"]})
+                        "msg": "php %s is not an executable file: set %s to php's absolute path" % (settings["php"], names["php"])})
     users = []
     for worker in present:
         user = worker.get("user") or settings["user"]
@@ -520,13 +517,20 @@ def host_requirements(workers, settings):
             users.append(user)
     for user in users:
         require.append({"kind": "user", "value": user,
-                        "msg": "user %s does not exist: create it, or set queue_workers_user (or the worker's user)" % user})
+                        "msg": "user %s does not exist: create it, or set %s (or the worker's user)" % (user, names["user"])})
     for key, tool in (("nice", "nice"), ("ionice_class", "ionice")):
         if any(w.get(key) is not None for w in present):
             path = settings.get(tool) or tool
             require.append({"kind": "executable", "value": path,
                             "msg": "%s is not an executable file, but a worker sets %s: install it (coreutils/util-linux), "
                                    "set queue_workers_%s_path, or remove %s from the workers" % (path, key, tool, key)})
+    for worker in present:
+        for key in ("command", "restart_command"):
+            words = worker.get(key) if daemon_kinds.kind_of(worker) == "command" else None
+            if words and str(words[0]).startswith("/"):
+                require.append({"kind": "executable", "value": str(words[0]),
+                                "msg": "%s is not an executable file, but program %s runs it (%s): install it or fix the path"
+                                       % (words[0], worker["name"], key)})
     directories = []
     for worker in present:
         folder = log_path(worker, settings).rsplit("/", 1)[0] or "/"

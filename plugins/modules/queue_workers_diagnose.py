@@ -46,6 +46,16 @@ options:
     type: list
     elements: dict
     required: true
+  owner:
+    description:
+      - The owner of these programs (C(OWNER/APP), see M(elms.queue_workers.supervisor_programs)); a program file marked
+        for it, or for C(OWNER) alone by an earlier version, counts as written by the deploy.
+    type: str
+    default: elms.queue_workers/elms
+  log_dir:
+    description: Where a worker without its own C(log) logs, relative to O(app_dir) or absolute.
+    type: str
+    default: storage/logs
   app_dir:
     description: The Laravel application's root.
     type: path
@@ -153,7 +163,8 @@ import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.elms.queue_workers.plugins.module_utils import diagnosis
+from ansible_collections.elms.queue_workers.plugins.module_utils import daemon_kinds, diagnosis
+from ansible_collections.elms.queue_workers.plugins.module_utils import program_state
 from ansible_collections.elms.queue_workers.plugins.module_utils import orphans as orphan_procs
 from ansible_collections.elms.queue_workers.plugins.module_utils import supervisor_layout as layout
 from ansible_collections.elms.queue_workers.plugins.module_utils import supervisor_rpc as rpc
@@ -295,11 +306,17 @@ def candidate_files(sup):
     return files
 
 
+def owned(text, owner):
+    """Whether a program file was written for this owner (an app's OWNER/APP, or OWNER of an earlier version)."""
+    found = program_state.owner_of(text)
+    return found is not None and (found == owner or found == owner.split("/")[0])
+
+
 def collect(module):
     params = module.params
     sup = params["supervisor"] or {}
     settings = {"app_dir": params["app_dir"], "user": params["user"], "php": params["php"],
-                "connection": params["connection"]}
+                "connection": params["connection"], "log_dir": params["log_dir"]}
     lines = params["log_lines"]
     present = workers.select(params["programs"], "present")
     texts = dict((path, read_text(path)) for path in candidate_files(sup))
@@ -318,7 +335,7 @@ def collect(module):
                                                    sup_env if sup_env is not None else dict(os.environ), os.uname()[1])
         obs["programs"].append({
             "name": name, "file": path, "file_exists": text is not None,
-            "file_owned": bool(text) and text.startswith(workers.OWNED_PREFIX),
+            "file_owned": owned(text, params["owner"]),
             "defined_in": [p for p in defined_in if p != path],
             "state": workers.desired_state(worker), "commands": commands,
             "nice": worker.get("nice"), "ionice_class": worker.get("ionice_class"),
@@ -388,12 +405,16 @@ def collect_app(module, settings, present):
         app["queue_work"] = {"rc": 127, "output": "php is not on PATH: set queue_workers_php"}
         return app
     connection = settings["connection"]
+    queue_workers = [w for w in present if daemon_kinds.kind_of(w) == "queue"]
+    if not queue_workers:
+        app["queue_work"] = {"skipped": "no queue worker among the programs"}
     argv = [php, "artisan", "queue:work"] + ([connection] if connection else [])
     argv += ["--once", "--queue=" + PROBE_QUEUE, "--sleep=0", "--tries=1", "--stop-when-empty"]
-    rc, out, err = run_as(module, prefix, argv, cwd=app_dir)
-    app["queue_work"] = {"rc": rc, "output": out + err}
+    if queue_workers:
+        rc, out, err = run_as(module, prefix, argv, cwd=app_dir)
+        app["queue_work"] = {"rc": rc, "output": out + err}
     wanted = []
-    for worker in present:
+    for worker in queue_workers:
         for queue in workers.queue_list(worker):
             wanted.append([worker.get("connection") or connection, queue])
     rc, out, err = run_as(module, prefix, [php, "-r", APP_PROBE, json.dumps(wanted)], cwd=app_dir)
@@ -442,6 +463,8 @@ def main():
             host=dict(type="str", default=""),
             supervisor=dict(type="dict", required=True),
             programs=dict(type="list", elements="dict", required=True),
+            owner=dict(type="str", default="elms.queue_workers/elms"),
+            log_dir=dict(type="str", default="storage/logs"),
             app_dir=dict(type="path", required=True),
             user=dict(type="str", required=True),
             php=dict(type="str", default=""),

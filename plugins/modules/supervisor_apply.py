@@ -112,6 +112,28 @@ options:
   recycle_chdir:
     description: The directory O(recycle_command) runs in.
     type: path
+  recycle:
+    description:
+      - Several ways of recycling in one call (several apps, several kinds), each for its own programs. An item with a
+        C(command) runs it as O(recycle_command) does; an item without one has its programs stopped (each waits for its
+        job up to its C(stopwaitsecs), as supervisor does) and started again through supervisord. Then every process of
+        every item is waited for and told apart as with O(recycle_command).
+      - Mutually exclusive with O(recycle_command).
+    type: list
+    elements: dict
+    suboptions:
+      command:
+        description: The argv that asks these programs to exit after their current work; null stops and starts them.
+        type: list
+        elements: str
+      chdir:
+        description: The directory C(command) runs in.
+        type: path
+      programs:
+        description: The programs (of O(programs)) this item recycles.
+        type: list
+        elements: str
+        required: true
   recycle_require_all:
     description:
       - With O(recycle_command), fail when a process is still busy with a job at the end of the wait, naming it with its
@@ -563,17 +585,40 @@ def describe_busy(name, entry):
 
 
 def recycle(module, client, params, before, result):
-    started = [p["name"] for p in params["programs"] if p["state"] == "started"]
+    """Run each recycle item's command (or stop and start its programs), then wait for them all."""
+    items = params["recycle"] or [{"command": params["recycle_command"], "chdir": params["recycle_chdir"],
+                                   "programs": [p["name"] for p in params["programs"]]}]
+    wanted = dict((p["name"], p) for p in params["programs"])
+    started = [n for item in items for n in item["programs"] if n in wanted and wanted[n]["state"] == "started"]
+    unknown = sorted(set(n for item in items for n in item["programs"]) - set(wanted))
+    if unknown:
+        module.fail_json(msg="recycle names programs that are not in programs: %s" % ", ".join(unknown), **result)
     old = dict((process, pid) for name in started for process, pid in before.get(name, {}).items())
     result["pids"] = dict((n, {"before": before.get(n, {}), "after": before.get(n, {})}) for n in started)
     if module.check_mode:
         result["changed"] = True
         module.exit_json(**result)
     signalled_at = time.time()
-    rc, out, err = module.run_command(params["recycle_command"], cwd=params["recycle_chdir"])
-    if rc != 0:
-        module.fail_json(msg="'%s' failed (%d): %s" % (" ".join(params["recycle_command"]), rc, (err or out).strip()),
-                         **result)
+    commands = []
+    for item in items:
+        mine = [n for n in item["programs"] if n in started]
+        if not mine:
+            continue
+        if item.get("command"):
+            commands.append(" ".join(item["command"]))
+            rc, out, err = module.run_command(item["command"], cwd=item.get("chdir"))
+            if rc != 0:
+                module.fail_json(msg="'%s' failed (%d): %s" % (" ".join(item["command"]), rc, (err or out).strip()),
+                                 **result)
+            continue
+        commands.append("a stop and start of %s" % ", ".join(mine))
+        try:
+            for name in mine:
+                # Waits for each process to stop, as supervisorctl restart does (up to its stopwaitsecs).
+                client.stop_group(name)
+                client.start_group(name, wait=False)
+        except rpc.RPCError as exc:
+            module.fail_json(msg="supervisord refused to restart %s: %s" % (", ".join(mine), exc.message), **result)
     result["changed"] = True
     result["recycled"] = wait_recycled(module, client, old, params["wait_timeout"], signalled_at,
                                        params["recycle_log_utc_offset"])
@@ -592,7 +637,7 @@ def recycle(module, client, params, before, result):
                 params["wait_timeout"], "; ".join(describe_busy(p, e) for p, e in busy)))
     if problems:
         module.fail_json(msg="'%s' ran, but not every worker process recycled. %s" % (
-            " ".join(params["recycle_command"]), " ".join(problems)), **result)
+            "', '".join(commands), " ".join(problems)), **result)
     module.exit_json(**result)
 
 
@@ -618,12 +663,19 @@ def main():
             stop_orphans=dict(type="bool", default=True),
             recycle_command=dict(type="list", elements="str"),
             recycle_chdir=dict(type="path"),
+            recycle=dict(type="list", elements="dict", options=dict(
+                command=dict(type="list", elements="str"),
+                chdir=dict(type="path"),
+                programs=dict(type="list", elements="str", required=True),
+            )),
             recycle_require_all=dict(type="bool", default=False),
             recycle_log_utc_offset=dict(type="int", default=0),
         ),
+        mutually_exclusive=[("recycle", "recycle_command")],
         supports_check_mode=True,
     )
     params = module.params
+    recycling = bool(params["recycle_command"] or params["recycle"])
     programs = dict((p["name"], p) for p in params["programs"])
     names = sorted(programs)
     result = dict(changed=False, supervisord_started=False, added=[], updated=[], removed=[], started=[], stopped=[],
@@ -633,7 +685,7 @@ def main():
         client = connect(params["config_file"])
         client.state()
     except rpc.RPCError as exc:
-        if params["recycle_command"]:
+        if recycling:
             module.fail_json(msg="supervisord does not answer: %s" % exc.message, **result)
         if not params["service"]:
             module.fail_json(msg="supervisord does not answer (%s) and no service is known to start it: set service"
@@ -647,7 +699,7 @@ def main():
         client = connect(params["config_file"])
 
     before = pids_by_group(client, names)
-    if params["recycle_command"]:
+    if recycling:
         recycle(module, client, params, before, result)
 
     # Orphans get SIGTERM now and finish their jobs while the programs are applied.

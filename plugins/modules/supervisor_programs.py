@@ -43,8 +43,25 @@ options:
         and only files that start so are ever changed or removed.
     type: str
     required: true
+  owners:
+    description:
+      - Every owner this call speaks for, besides O(owner) and the owners of O(programs). With O(purge), their files
+        of programs not in O(programs) are removed; so an owner listed here with no program left (an app being
+        removed) loses all its programs, and no other owner's.
+      - A file marked for an owner not in this set is never written or removed; a program of that name is refused,
+        whatever O(take_over) says (program names are unique on a host).
+    type: list
+    elements: str
+    default: []
+  adopt:
+    description:
+      - Owners whose files count as their program's own owner's, for the names in O(programs) only (for example
+        the marker an earlier version of the deployer wrote). Such a file is rewritten with its program's marker.
+    type: list
+    elements: str
+    default: []
   programs:
-    description: The desired programs of this owner, one file each, named C(NAME + include extension).
+    description: The desired programs, one file each, named C(NAME + include extension).
     type: list
     elements: dict
     required: true
@@ -53,9 +70,12 @@ options:
         description: The program (and group) name, also the file name without extension.
         type: str
         required: true
+      owner:
+        description: Who this program belongs to, when not O(owner) (several apps deployed by one call).
+        type: str
       content:
         description:
-          - The whole file text. It must start with the owner's marker line, and define C([program:NAME]).
+          - The whole file text. It must start with its owner's marker line, and define C([program:NAME]).
           - Required unless O(programs[].state=absent).
           - Never shown in output (it may carry environment values), even at C(-vvv).
         type: str
@@ -411,11 +431,14 @@ def main():
             owner=dict(type="str", required=True),
             programs=dict(type="list", elements="dict", required=True, options=dict(
                 name=dict(type="str", required=True),
+                owner=dict(type="str"),
                 content=dict(type="str", no_log=True),
                 state=dict(type="str", default="started", choices=list(state.DESIRED_STATES)),
                 mode=dict(type="str", default="0644"),
                 stopwaitsecs=dict(type="int", default=10),
             ), required_if=[("state", "started", ("content",)), ("state", "stopped", ("content",))]),
+            owners=dict(type="list", elements="str", default=[]),
+            adopt=dict(type="list", elements="str", default=[]),
             purge=dict(type="bool", default=True),
             take_over=dict(type="bool", default=False),
             require=dict(type="list", elements="dict", default=[], options=dict(
@@ -457,9 +480,14 @@ def main():
 
     # Bad input first: nothing has been changed yet.
     failed = check_requirements(params["require"])
+    names = set()
     for program in params["programs"]:
-        if program["state"] != "absent" and not program["content"].startswith(state.marker(owner)):
-            failed.append("programs[%s].content must start with the marker line '%s'" % (program["name"], state.marker(owner)))
+        mark = state.marker(program["owner"] or owner)
+        if program["state"] != "absent" and not program["content"].startswith(mark):
+            failed.append("programs[%s].content must start with the marker line '%s'" % (program["name"], mark))
+        if program["name"] in names:
+            failed.append("programs[%s] is listed twice: program names are unique on a host" % program["name"])
+        names.add(program["name"])
     if failed:
         module.fail_json(msg="; ".join(failed), errors=failed, **result)
 
@@ -498,7 +526,8 @@ def main():
     by_name = dict((p["name"], p) for p in params["programs"])
     backed_up = [name for name in (loaded or {}).get("removed", []) if backups_of(params["backup_dir"], name, ext)]
     planned = state.plan(params["programs"], files, loaded, processes, owner, purge=params["purge"],
-                         take_over=params["take_over"], running=facts["running"], backed_up=backed_up)
+                         take_over=params["take_over"], running=facts["running"], backed_up=backed_up,
+                         owners=params["owners"], adopt=params["adopt"])
     if planned["errors"]:
         module.fail_json(msg="; ".join(planned["errors"]), errors=planned["errors"], **result)
     writes = [n for n, e in planned["programs"].items() if e["write"] or e["remove"]]

@@ -79,7 +79,10 @@ def test_a_file_of_this_owner_no_longer_listed_is_removed_and_others_never():
 @pytest.mark.parametrize("files, processes, take_over, words", [
     pytest.param({"w": file_of(text="[program:w]\ncommand=/bin/true\n")}, [], False, "of someone else", id="foreign-file"),
     pytest.param({}, [proc("RUNNING")], False, "outside the include directory", id="foreign-group"),
-    pytest.param({"w": file_of(text=ps.marker("acme") + "\n")}, [], False, "of someone else", id="other-owner"),
+    pytest.param({"w": file_of(text=ps.marker("acme") + "\n")}, [], False, "already belongs to acme", id="other-owner"),
+    # take_over is for files without a marker: another owner's program is never taken.
+    pytest.param({"w": file_of(text=ps.marker("acme") + "\n")}, [], True, "already belongs to acme",
+                 id="other-owner-even-with-take-over"),
 ])
 def test_a_name_of_someone_else_is_refused(files, processes, take_over, words):
     planned = ps.plan(DESIRED, files, loaded(), processes, OWNER, take_over=take_over)
@@ -116,3 +119,56 @@ def test_orphans_need_the_handler():
 ])
 def test_masked_hides_environment_values(text, hidden):
     assert ps.masked(text) == hidden
+
+
+# Several apps: each app's programs carry its own owner (OWNER/APP).
+APP_A, APP_B = OWNER + "/a", OWNER + "/b"
+
+
+def text_of(owner, name):
+    return ps.marker(owner) + " Local changes are overwritten.\n[program:%s]\ncommand=/bin/sleep 1\n" % name
+
+
+def test_owner_of_reads_the_marker_line():
+    assert ps.owner_of(text_of(APP_A, "w")) == APP_A
+    assert ps.owner_of(TEXT) == OWNER
+    assert ps.owner_of("[program:w]\n") is None
+    assert ps.owner_of("; a comment\n" + TEXT) is None
+
+
+def test_a_purge_removes_only_the_programs_of_the_owners_it_speaks_for():
+    files = {"a-old": file_of(text=text_of(APP_A, "a-old"), name="a-old"),
+             "b-w": file_of(text=text_of(APP_B, "b-w"), name="b-w"),
+             "admin": file_of(text="[program:admin]\n", name="admin")}
+    desired = [{"name": "a-w", "content": text_of(APP_A, "a-w"), "owner": APP_A}]
+    planned = ps.plan(desired, files, loaded(), [], OWNER, owners=[APP_A])
+    assert planned["errors"] == []
+    assert sorted(planned["programs"]) == ["a-old", "a-w"]
+    assert planned["programs"]["a-old"]["action"] == "removed"
+
+
+def test_an_app_with_no_program_left_loses_all_of_its_own():
+    files = {"a-w": file_of(text=text_of(APP_A, "a-w"), name="a-w"),
+             "b-w": file_of(text=text_of(APP_B, "b-w"), name="b-w")}
+    planned = ps.plan([], files, loaded(), [], OWNER, owners=[APP_A])
+    assert sorted(planned["programs"]) == ["a-w"] and planned["programs"]["a-w"]["remove"]
+
+
+def test_a_name_another_app_owns_is_refused_and_its_absent_is_left_alone():
+    files = {"w": file_of(text=text_of(APP_B, "w"))}
+    planned = ps.plan([{"name": "w", "content": text_of(APP_A, "w"), "owner": APP_A}], files, loaded(), [], OWNER,
+                      take_over=True)
+    assert len(planned["errors"]) == 1 and "already belongs to %s" % APP_B in planned["errors"][0]
+    planned = ps.plan([{"name": "w", "state": "absent", "owner": APP_A}], files, loaded(), [proc("RUNNING")], OWNER)
+    assert planned["errors"] == [] and planned["programs"]["w"]["action"] == "unchanged"
+    assert not planned["programs"]["w"]["remove"] and not ps.needs_apply(planned)
+
+
+def test_an_earlier_marker_is_adopted_for_listed_names_only():
+    files = {"w": file_of(), "gone": file_of(text=MARK + "[program:gone]\n", name="gone")}
+    desired = [{"name": "w", "content": text_of(APP_A, "w"), "owner": APP_A}]
+    planned = ps.plan(desired, files, loaded(), [proc("RUNNING")], APP_A, owners=[APP_A], adopt=[OWNER])
+    assert planned["errors"] == []
+    assert planned["programs"]["w"]["action"] == "changed" and planned["programs"]["w"]["write"]
+    # Not listed: not this app's to remove (it may be another app's from before apps existed).
+    assert "gone" not in planned["programs"]
