@@ -3,11 +3,14 @@
 The host has PHP and the Laravel app but neither supervisor nor FFmpeg, so a run that
 gets past its checks shows at once: a package installed, a service or a process started,
 a file written. Every bad input is run through the site playbook, also limited with
---tags; the last check is one good run, the first converge of this host from nothing.
-These tests run in file order.
+--tags, three runs at a time (each run is mostly the controller starting up); each run
+must fail naming its input, and after all of them nothing on the host may have changed
+(a change names the files, packages, units or processes). The last check is one good
+run, the first converge of this host from nothing. These tests run in file order.
 """
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -38,7 +41,14 @@ CONTROLLER_INPUTS = {
     "duplicate-name": (programs(DEFAULT_WORKER, dict(VIDEO_WORKER, name="elms-default-worker")),
                        ["queue_workers_programs[1] (elms-default-worker).name", "used twice"]),
     "missing-queue": (programs({"name": "x", "numprocs": 1}),
-                      ["missing required arguments: queue", "queue_workers_programs"]),
+                      ["queue_workers_programs[0] (x).queue = None must be a queue name"]),
+    "bad-app-name": ({"queue_workers_app_name": "Shop_1"}, ["queue_workers_app_name = 'Shop_1'", "lowercase"]),
+    "queue-on-scheduler": (programs(DEFAULT_WORKER, {"name": "elms-scheduler", "kind": "schedule", "queue": "default"}),
+                           ["queue_workers_programs[1] (elms-scheduler) (kind schedule) sets queue"]),
+    "same-program-in-two-apps": ({"queue_workers_apps": [{"name": "elms", "programs": [DEFAULT_WORKER]},
+                                                         {"name": "shop", "programs": [DEFAULT_WORKER]}]},
+                                 ["queue_workers_apps[1] (shop).programs: program elms-default-worker is also a "
+                                  "program of app elms"]),
     "numprocs-zero": (programs(dict(DEFAULT_WORKER, numprocs=0)),
                       ["queue_workers_programs[0] (elms-default-worker).numprocs = 0", "from 1 to 64"]),
     "stopwait-below-timeout": (programs(dict(VIDEO_WORKER, timeout=7000, stopwaitsecs=600)),
@@ -69,6 +79,10 @@ HOST_INPUTS = {
                            ["php /etc/debian_version is not an executable file", "queue_workers_php"]),
     "php-missing": ({"queue_workers_php": "/usr/bin/php9"},
                     ["php /usr/bin/php9 is not an executable file", "queue_workers_php"]),
+    "second-app-without-artisan": ({"queue_workers_apps": [{"name": "elms", "programs": [DEFAULT_WORKER]},
+                                                           {"name": "shop", "dir": "/srv/none", "user": "www-data",
+                                                            "programs": [dict(DEFAULT_WORKER, name="shop-worker")]}]},
+                                   ["/srv/none/artisan does not exist", "queue_workers_apps[1] (shop).dir"]),
 }
 BAD_INPUTS = [pytest.param(extra, words, id=name)
               for name, (extra, words) in list(CONTROLLER_INPUTS.items()) + list(HOST_INPUTS.items())]
@@ -124,18 +138,35 @@ def fresh(host):
     return state
 
 
-def assert_fails_changing_nothing(host, extra_vars, words, *args):
-    before = host_state(host)
-    touch_marker(host)
+def run_bad(case):
+    extra_vars, words, args = case
     rc, out = playbook("site.yml", None, "-e", json.dumps(extra_vars), *args)
+    return rc, out
+
+
+@pytest.fixture(scope="module")
+def bad_runs(host, fresh):
+    """Every bad input run through the site playbook, three at a time: {case id: (rc, output)},
+    and the host's state and the files written after them."""
+    cases = dict((param.id, param.values + ((),)) for param in BAD_INPUTS)
+    for param in TAGGED_INPUTS:
+        tag, name = param.values
+        extra_vars, words = dict(CONTROLLER_INPUTS, **HOST_INPUTS)[name]
+        cases[param.id] = (extra_vars, words, ("--tags", tag))
+    touch_marker(host)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = dict(zip(cases, pool.map(run_bad, cases.values())))
+    return {"results": results, "written": written_since_marker(host), "state": host_state(host)}
+
+
+def assert_failed_naming(bad_runs, case, words):
+    rc, out = bad_runs["results"][case]
     text = readable(out)
     assert rc != 0, out[-3000:]
     for word in words:
         assert word in text, out[-3000:]
     # The error alone, not the whole argument spec after it.
     assert "argument_spec_data" not in out
-    assert written_since_marker(host) == []
-    assert host_state(host) == before
 
 
 def test_the_host_starts_without_supervisor_or_ffmpeg(fresh):
@@ -143,14 +174,21 @@ def test_the_host_starts_without_supervisor_or_ffmpeg(fresh):
 
 
 @pytest.mark.parametrize("extra_vars, words", BAD_INPUTS)
-def test_bad_input_fails_before_anything_changes(host, fresh, extra_vars, words):
-    assert_fails_changing_nothing(host, extra_vars, words)
+def test_bad_input_fails_naming_it(request, bad_runs, extra_vars, words):
+    assert_failed_naming(bad_runs, request.node.callspec.id, words)
 
 
 @pytest.mark.parametrize("tag, name", TAGGED_INPUTS)
-def test_bad_input_fails_before_anything_changes_when_limited_by_tags(host, fresh, tag, name):
-    extra_vars, words = dict(CONTROLLER_INPUTS, **HOST_INPUTS)[name]
-    assert_fails_changing_nothing(host, extra_vars, words, "--tags", tag)
+def test_bad_input_fails_naming_it_when_limited_by_tags(request, bad_runs, tag, name):
+    assert_failed_naming(bad_runs, request.node.callspec.id, dict(CONTROLLER_INPUTS, **HOST_INPUTS)[name][1])
+
+
+def test_no_bad_input_wrote_a_file(bad_runs):
+    assert bad_runs["written"] == []
+
+
+def test_no_bad_input_installed_started_or_created_anything(bad_runs):
+    assert bad_runs["state"] == FRESH
 
 
 def test_a_good_run_converges_the_fresh_host(host, fresh, supervisor_status):
