@@ -63,8 +63,13 @@ def shop_artisan(host, *args):
 
 
 def release_of(host, pid):
-    """The release a process runs from: its working directory, resolved (supervisor chdirs into current)."""
-    return host.run("readlink /proc/%d/cwd" % pid).stdout.strip()
+    """The release a process runs from: its working directory, resolved (supervisor chdirs into current).
+
+    Read as the process's own user: root without CAP_SYS_PTRACE (a container's default) may not."""
+    user = host.run("ps -o user= -p %d" % pid).stdout.strip()
+    found = host.run("runuser -u %s -- readlink /proc/%d/cwd" % (user, pid))
+    assert found.rc == 0 and user, "cannot read the working directory of pid %d (user %r): %s" % (pid, user, found.stderr)
+    return found.stdout.strip()
 
 
 def point_current(host, release):

@@ -100,7 +100,7 @@ BAD_INPUTS = [
     pytest.param({"queue_workers_programs": [dict(DEFAULT_WORKER, name="elms_default")]}, "no '_'", id="underscore-name"),
     pytest.param({"queue_workers_programs": [DEFAULT_WORKER, dict(VIDEO_WORKER, name="elms-default-worker")]},
                  "used twice", id="duplicate-name"),
-    pytest.param({"queue_workers_programs": [{"name": "x", "numprocs": 1}]}, "missing required arguments: queue",
+    pytest.param({"queue_workers_programs": [{"name": "x", "numprocs": 1}]}, "(x).queue = None must be a queue name",
                  id="missing-queue"),
     pytest.param({"queue_workers_programs": [dict(DEFAULT_WORKER, queue="a,b")]}, "must be a queue name", id="comma-queue"),
     pytest.param({"queue_workers_programs": [dict(DEFAULT_WORKER, numprocs=0)]}, "numprocs = 0", id="numprocs-zero"),
