@@ -13,7 +13,7 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.elms.queue_workers.plugins.module_utils import queue_apps, worker_programs
+from ansible_collections.elms.queue_workers.plugins.module_utils import queue_apps, worker_alerts, worker_programs
 
 
 def supervisor_program(worker, settings):
@@ -53,6 +53,10 @@ def queue_worker_apps(apps, settings, single=False, allow_root=False, retry_afte
                            content=content)
 
 
+def queue_worker_alerts(alerts, apps_plan, settings, script):
+    return worker_alerts.plan(alerts, apps_plan, settings, script)
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -62,5 +66,6 @@ class FilterModule(object):
             "queue_worker_requirements": queue_worker_requirements,
             "queue_worker_errors": queue_worker_errors,
             "queue_worker_apps": queue_worker_apps,
+            "queue_worker_alerts": queue_worker_alerts,
             "queue_workers_controller_path": queue_workers_controller_path,
         }

@@ -516,10 +516,41 @@ def _isolation(obs):
     return found
 
 
+def _alerts(obs):
+    """Whether the alert listener is installed and runs, and when it last sent (from its state file)."""
+    alerts = obs.get("alerts")
+    if not alerts:
+        return []
+    if not alerts.get("installed"):
+        return [_finding("alerts", SKIP, "not installed: no alert channel is set (queue_workers_alert_webhook, "
+                                         "queue_workers_alert_syslog, queue_workers_alert_mail_to)")]
+    states = alerts.get("states")
+    if states is not None and states != ["RUNNING"]:
+        return [_finding("alerts", FAIL, "the alert listener %s is %s, so no worker failure is alerted" % (
+            alerts.get("program"), ", ".join(states) or "not loaded"),
+            "see its log %s; run the site playbook" % alerts.get("log"))]
+    state = alerts.get("state") or {}
+    last = state.get("last_sent")
+    if not last:
+        sent = "has sent nothing yet"
+    else:
+        sent = "last sent %s at %s (%s)" % (last.get("event"), last.get("time"), last.get("process"))
+        if last.get("channels_failed"):
+            sent += ", which failed on %s" % ", ".join(last["channels_failed"])
+    counts = "%s sent, %s held back by the rate limit, %s failed" % (
+        state.get("sent", 0), state.get("suppressed", 0), state.get("failed", 0))
+    retrying = state.get("retrying") or {}
+    if retrying:
+        counts += "; starting again: %s" % ", ".join("%s (attempt %s)" % (p, r.get("attempt")) for p, r in sorted(retrying.items()))
+    status = WARN if last and last.get("channels_failed") else OK
+    return [_finding("alerts", status, "installed, %s; %s" % (sent, counts),
+                     "check the webhook URL, syslog or mail setup (the listener's log: %s)" % alerts.get("log"))]
+
+
 def evaluate(obs):
     """Every finding, in the order of the guide's checklist."""
     return (_supervisord(obs) + _program_files(obs) + _processes(obs) + _isolation(obs) + _orphans(obs) + _app(obs)
-            + _queue(obs) + _ffmpeg(obs))
+            + _queue(obs) + _ffmpeg(obs) + _alerts(obs))
 
 
 def summary(findings):

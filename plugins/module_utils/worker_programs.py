@@ -412,6 +412,11 @@ def worker_errors(workers, margin=30, allow_root=False, default_user=None, retry
                 problem = environment_problem(value)
                 if problem:
                     errors.append("%s.environment.%s %s" % (where, key, problem))
+        for key in ("command", "restart_command"):
+            words = worker.get(key)
+            if isinstance(words, (list, tuple)):
+                for word in words:
+                    _check_text(errors, "%s.%s" % (where, key), word)
         extra = worker.get("extra_args") or []
         if not isinstance(extra, (list, tuple)):
             errors.append("%s.extra_args must be a list of arguments, e.g. ['--rest=1']" % where)

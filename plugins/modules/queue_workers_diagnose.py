@@ -52,6 +52,19 @@ options:
         for it, or for C(OWNER) alone by an earlier version, counts as written by the deploy.
     type: str
     default: elms.queue_workers/elms
+  alerts_program:
+    description: The alert listener's program name; the report says whether it is installed and runs, and when it last
+      sent an alert (from O(alerts_state_file)). Empty skips that check.
+    type: str
+    default: queue-workers-alerts
+  alerts_state_file:
+    description: The alert listener's state file.
+    type: path
+    default: /var/lib/elms-queue-workers/alerts/state.json
+  alerts_log:
+    description: The alert listener's log, named in the report.
+    type: path
+    default: /var/log/elms-queue-workers/alerts.log
   log_dir:
     description: Where a worker without its own C(log) logs, relative to O(app_dir) or absolute.
     type: str
@@ -369,11 +382,31 @@ def collect(module):
     for log in logs:
         log["missing"] = log["tail"] is None
 
+    obs["alerts"] = collect_alerts(params, sup, obs.get("rpc") or {})
     obs["app"] = collect_app(module, settings, present)
     obs["probe"] = obs["app"].pop("probe", {})
     obs["ffmpeg"] = collect_ffmpeg(module, obs["app"].get("prefix"))
     obs["app"].pop("prefix", None)
     return obs, logs
+
+
+def collect_alerts(params, sup, api):
+    """The alert listener: its program file, its processes' states, and its state file."""
+    name = params["alerts_program"]
+    if not name:
+        return None
+    path = "%s/%s%s" % (sup.get("include_dir") or "?", name, sup.get("include_extension") or "")
+    found = {"program": name, "installed": os.path.isfile(path), "log": params["alerts_log"]}
+    if not found["installed"]:
+        return found
+    if api.get("processes") is not None:
+        found["states"] = sorted(set(p.get("statename") for p in api["processes"] if p.get("group") == name))
+    text = read_text(params["alerts_state_file"])
+    try:
+        found["state"] = json.loads(text) if text else {}
+    except ValueError:
+        found["state"] = {}
+    return found
 
 
 def collect_app(module, settings, present):
@@ -464,6 +497,9 @@ def main():
             supervisor=dict(type="dict", required=True),
             programs=dict(type="list", elements="dict", required=True),
             owner=dict(type="str", default="elms.queue_workers/elms"),
+            alerts_program=dict(type="str", default="queue-workers-alerts"),
+            alerts_state_file=dict(type="path", default="/var/lib/elms-queue-workers/alerts/state.json"),
+            alerts_log=dict(type="path", default="/var/log/elms-queue-workers/alerts.log"),
             log_dir=dict(type="str", default="storage/logs"),
             app_dir=dict(type="path", required=True),
             user=dict(type="str", required=True),

@@ -75,7 +75,8 @@ options:
         type: str
       content:
         description:
-          - The whole file text. It must start with its owner's marker line, and define C([program:NAME]).
+          - The whole file text. It must start with its owner's marker line, and define the group C(NAME)
+            (C([program:NAME]), or C([eventlistener:NAME]) for an event listener).
           - Required unless O(programs[].state=absent).
           - Never shown in output (it may carry environment values), even at C(-vvv).
         type: str
@@ -96,6 +97,32 @@ options:
             its process group is killed. Default 10, supervisor's own default.
         type: int
         default: 10
+  extra_files:
+    description:
+      - Files the programs need outside the include directory (a script a program runs, its config), kept in the same
+        call - written atomically (owned by root) when their text or mode differs, before any program file, or removed
+        with C(state=absent). Their text never appears in the output or the diff (it may hold secrets); a program that
+        must restart when one changes carries a digest of it in its own text.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: Absolute path.
+        type: path
+        required: true
+      content:
+        description: The whole text. Required unless O(extra_files[].state=absent). Never shown.
+        type: str
+      mode:
+        description: The file's mode.
+        type: str
+        default: "0644"
+      state:
+        description: C(present) or C(absent).
+        type: str
+        choices: [present, absent]
+        default: present
   purge:
     description: Remove this owner's files of programs not in O(programs).
     type: bool
@@ -287,6 +314,10 @@ files:
   description: The text of each of O(files), null when missing.
   returned: always
   type: dict
+extra_files:
+  description: Per path of O(extra_files), C(action) (C(added), C(changed), C(removed), C(unchanged)). Never the text.
+  returned: always
+  type: dict
 host:
   description: The host's C(cpus) (usable by this process) and C(memory_mb).
   returned: always
@@ -425,6 +456,36 @@ def make_directories(directories):
         os.chmod(item["path"], int(item["mode"], 8))
 
 
+def extra_file_actions(wanted):
+    """{path: action} for each extra file: what writing it would do."""
+    actions = {}
+    for item in wanted:
+        path = item["path"]
+        exists = os.path.isfile(path)
+        if item["state"] == "absent":
+            actions[path] = "removed" if exists else "unchanged"
+            continue
+        if not exists:
+            actions[path] = "added"
+            continue
+        info = os.stat(path)
+        same = (_read(path) == item["content"] and "%04o" % (info.st_mode & 0o7777) == item["mode"] and info.st_uid == 0)
+        actions[path] = "unchanged" if same else "changed"
+    return actions
+
+
+def write_extra_files(wanted, actions):
+    for item in wanted:
+        action = actions[item["path"]]
+        if action == "removed":
+            os.unlink(item["path"])
+        elif action in ("added", "changed"):
+            folder = os.path.dirname(item["path"])
+            if not os.path.isdir(folder):
+                os.makedirs(folder, 0o755)
+            write_atomic(item["path"], item["content"], item["mode"])
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -438,6 +499,12 @@ def main():
                 stopwaitsecs=dict(type="int", default=10),
             ), required_if=[("state", "started", ("content",)), ("state", "stopped", ("content",))]),
             owners=dict(type="list", elements="str", default=[]),
+            extra_files=dict(type="list", elements="dict", default=[], options=dict(
+                path=dict(type="path", required=True),
+                content=dict(type="str", no_log=True),
+                mode=dict(type="str", default="0644"),
+                state=dict(type="str", default="present", choices=["present", "absent"]),
+            ), required_if=[("state", "present", ("content",))]),
             adopt=dict(type="list", elements="str", default=[]),
             purge=dict(type="bool", default=True),
             take_over=dict(type="bool", default=False),
@@ -470,7 +537,7 @@ def main():
         path = module.get_bin_path(name) or ""
         tools[name] = {"path": path, "id": tool_id(module, path) if path else ""}
     result = dict(changed=False, ready=False, problems=[], pending=False, programs={}, apply=[], rollback=[],
-                  orphans=[], supervisord_running=False, tools=tools,
+                  orphans=[], supervisord_running=False, tools=tools, extra_files={},
                   files=dict((path, _read(path, 65536)) for path in params["files"]), host=host_size())
 
     context = {}
@@ -569,6 +636,19 @@ def main():
         entry.pop("remove")
     result["programs"] = planned["programs"]
     result["pending"] = state.needs_apply(planned, facts["running"], found_orphans)
+    extra = extra_file_actions(params["extra_files"])
+    result["extra_files"] = dict((path, {"action": action}) for path, action in extra.items())
+    for path, action in sorted(extra.items()):
+        if action != "unchanged":
+            diffs.append({"before_header": path, "after_header": path, "before": "(%s: text hidden)\n" % path,
+                          "after": "" if action == "removed" else "(%s: text hidden, %s)\n" % (path, action)})
+    extra_changed = any(action != "unchanged" for action in extra.values())
+
+    if not module.check_mode and extra_changed:
+        try:
+            write_extra_files(params["extra_files"], extra)
+        except (IOError, OSError) as exc:
+            module.fail_json(msg="writing the extra files failed: %s" % exc, **result)
 
     if not module.check_mode and writes:
         try:
@@ -598,7 +678,7 @@ def main():
                                            "name": name, "mode": mode})
         except (IOError, OSError) as exc:
             module.fail_json(msg="writing the program files failed: %s" % exc, **result)
-    result["changed"] = result["pending"]
+    result["changed"] = result["pending"] or extra_changed
     if module._diff:
         result["diff"] = diffs
     module.exit_json(**result)

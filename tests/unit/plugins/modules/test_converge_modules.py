@@ -545,3 +545,69 @@ def test_requirements_fail_before_writing(run, sv, tmp_path):
     assert result["errors"] == [r["msg"] for r in require]
     assert not os.path.exists(sv.path(NAME))
     assert kept_backups(sv) == []
+
+
+def test_extra_files_are_written_hidden_and_removed(run, sv, tmp_path):
+    secret = "https://hooks.example.org/T0KEN-extra"
+    config = str(tmp_path / "etc" / "alerts.json")
+    wanted = [dict(path=config, content='{"url": "%s"}\n' % secret, mode="0600")]
+    result = converge(run, sv, [ours()], extra_files=wanted, diff=True)
+    assert not result.get("failed"), result.get("msg")
+    assert result["extra_files"] == {config: {"action": "added"}}
+    assert read(config) == '{"url": "%s"}\n' % secret and stat.S_IMODE(os.stat(config).st_mode) == 0o600
+    assert secret not in json.dumps(result)
+    apply(run, sv, result)
+
+    again = converge(run, sv, [ours()], extra_files=wanted)
+    assert again["changed"] is False and again["extra_files"] == {config: {"action": "unchanged"}}
+    os.chmod(config, 0o644)
+    assert converge(run, sv, [ours()], extra_files=wanted)["extra_files"][config]["action"] == "changed"
+    assert stat.S_IMODE(os.stat(config).st_mode) == 0o600
+
+    gone = converge(run, sv, [ours()], extra_files=[dict(path=config, state="absent")], check_mode=True)
+    assert gone["extra_files"][config]["action"] == "removed" and os.path.exists(config)
+    gone = converge(run, sv, [ours()], extra_files=[dict(path=config, state="absent")])
+    assert gone["changed"] is True and not os.path.exists(config)
+
+
+def test_each_owner_keeps_its_programs_and_a_name_of_another_is_refused(run, sv):
+    app_a, app_b = OWNER + "/a", OWNER + "/b"
+
+    def text(owner, name):
+        return "; Managed by Ansible (%s).\n[program:%s]\ncommand=%s\nstartsecs=1\n" % (owner, name, SLEEP)
+    both = converge(run, sv, [dict(name="qw-a", owner=app_a, content=text(app_a, "qw-a")),
+                              dict(name="qw-b", owner=app_b, content=text(app_b, "qw-b"))])
+    assert not both.get("failed"), both.get("msg")
+    apply(run, sv, both)
+    pid_b = sv.running("qw-b")
+
+    # Owner a alone, with nothing left: a's program goes, b's stays with its pid.
+    only_a = converge(run, sv, [], owners=[app_a])
+    assert sorted(only_a["programs"]) == ["qw-a"] and only_a["programs"]["qw-a"]["action"] == "removed"
+    apply(run, sv, only_a)
+    assert "qw-a" not in sv.groups() and sv.running("qw-b") == pid_b
+
+    stolen = converge(run, sv, [dict(name="qw-b", owner=app_a, content=text(app_a, "qw-b"))], take_over=True)
+    assert stolen.get("failed") and "already belongs to %s" % app_b in stolen["msg"]
+    assert read(sv.path("qw-b")) == text(app_b, "qw-b")
+
+
+def test_recycle_items_run_their_command_or_restart_through_supervisor(run, sv, tmp_path):
+    old_pid = installed(run, sv)
+    marker = tmp_path / "asked"
+    programs = [dict(name=NAME, state="started", stopwaitsecs=10)]
+    # Through supervisor: a stop and a start, so a new pid.
+    result = run(supervisor_apply, dict(config_file=sv.config, programs=programs, wait_timeout=30,
+                                        recycle=[dict(programs=[NAME])]))
+    assert not result.get("failed"), result.get("msg")
+    entry = result["recycled"]["%s:%s" % (NAME, NAME)]
+    assert entry["state"] == "recycled" and entry["pid_before"] == old_pid and entry["pid_after"] != old_pid
+    # A command that does not make the program exit: it is idle under its old pid, and the run fails naming it.
+    pid = sv.running()
+    failed = run(supervisor_apply, dict(config_file=sv.config, programs=programs, wait_timeout=3,
+                                        recycle=[dict(command=["touch", str(marker)], chdir=str(tmp_path),
+                                                      programs=[NAME])]))
+    assert failed.get("failed") and marker.exists()
+    assert failed["recycled"]["%s:%s" % (NAME, NAME)]["pid_after"] == pid
+    unknown = run(supervisor_apply, dict(config_file=sv.config, programs=programs, recycle=[dict(programs=["nope"])]))
+    assert unknown.get("failed") and "not in programs: nope" in unknown["msg"]

@@ -1,0 +1,184 @@
+"""Alerts from supervisor's own events, on the real stack (scenario alerts).
+
+A webhook receiver on the container's loopback records every POST (prepare.yml). The
+checks break the host the ways the guide's users meet: a worker that cannot start
+(its app unreadable to the worker user), a crash loop, the receiver gone, the listener
+itself killed; and they read the files and the playbook output for the webhook's secret.
+They build on each other in file order.
+"""
+
+import json
+import time
+
+import pytest
+
+from conftest import APP, EXPECT, playbook
+
+SECRET = "T0KEN-alpha-7c1d9e"
+OTHER_SECRET = "T0KEN-bravo-52aa0f"
+RECORD = "/root/webhook.jsonl"
+LISTENER = "queue-workers-alerts"
+LISTENER_PROCESS = "%s:%s" % (LISTENER, LISTENER)
+VIDEO = "elms-video-worker:elms-video-worker_00"
+DEFAULTS = ["elms-default-worker:elms-default-worker_00", "elms-default-worker:elms-default-worker_01"]
+CRASH = "elms-crashloop:elms-crashloop_00"
+CTL = "%s -c %s" % (EXPECT["supervisorctl"], EXPECT["config"])
+CONFIG = "/etc/elms-queue-workers/alerts.json"
+SCRIPT = "/usr/local/lib/elms-queue-workers/alert_listener.py"
+STATE = "/var/lib/elms-queue-workers/alerts/state.json"
+RATE_LIMIT = 5
+
+
+def alerts(host, since=0.0):
+    """Every alert the receiver got after since: [body], in order."""
+    text = host.run("cat %s 2>/dev/null" % RECORD).stdout
+    found = []
+    for line in text.splitlines():
+        entry = json.loads(line)
+        if entry["received_at"] >= since:
+            assert entry["path"] == "/hooks/" + SECRET, entry["path"]
+            found.append(entry["body"])
+    return found
+
+
+def wait_for_alert(host, since, seconds, **match):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        found = [a for a in alerts(host, since) if all(a.get(k) == v for k, v in match.items())]
+        if found:
+            return found[0]
+        time.sleep(1)
+    return None
+
+
+def wait_until(check, seconds):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if check():
+            return True
+        time.sleep(1)
+    return check()
+
+
+def test_the_listener_runs_under_supervisor(supervisor_status):
+    assert supervisor_status()[LISTENER_PROCESS][0] == "RUNNING"
+
+
+def test_its_config_with_the_secret_is_root_only_and_no_readable_file_holds_the_secret(host):
+    config = host.file(CONFIG)
+    assert config.user == "root" and config.mode == 0o600
+    assert SECRET in config.content_string
+    # Every file others can read under the places the deploy writes: none holds the secret.
+    found = host.run("grep -rl %s %s %s /usr/local/lib/elms-queue-workers /var/log/elms-queue-workers "
+                     "/var/lib/elms-queue-workers 2>/dev/null" % (SECRET, EXPECT["include_dir"], EXPECT["config"]))
+    assert found.stdout.split() == [], found.stdout
+    assert host.file(SCRIPT).mode == 0o755
+
+
+def test_a_verbose_diff_run_never_shows_the_secret(host, supervisor_status):
+    before = supervisor_status()
+    rc, out = playbook("site.yml", None, "-v", "--diff", "-e",
+                       "queue_workers_alert_webhook=http://127.0.0.1:8931/hooks/%s" % OTHER_SECRET)
+    assert rc == 0, out[-3000:]
+    assert OTHER_SECRET not in out and SECRET not in out
+    assert "alerts.json" in out, "the run did not change the listener's config: the check proves nothing"
+    rc, out = playbook("site.yml", None, "-v", "--diff")
+    assert rc == 0 and OTHER_SECRET not in out and SECRET not in out, out[-3000:]
+    after = supervisor_status()
+    # Only the listener restarted (its config changed twice); no worker did.
+    assert {p: after[p] for p in DEFAULTS + [VIDEO]} == {p: before[p] for p in DEFAULTS + [VIDEO]}
+    assert after[LISTENER_PROCESS][0] == "RUNNING"
+
+
+@pytest.fixture(scope="module")
+def broken_video_worker(host, supervisor_status):
+    """The video worker restarted while its app is unreadable to www-data: it cannot start."""
+    since = time.time()
+    assert host.run("chmod 0700 %s" % APP).rc == 0
+    host.run("%s restart elms-video-worker" % CTL)
+    fatal = wait_for_alert(host, since, 60, process=VIDEO, event="FATAL")
+    return {"since": since, "fatal": fatal}
+
+
+def test_a_worker_that_cannot_start_is_alerted_as_fatal_within_a_minute(broken_video_worker):
+    fatal = broken_video_worker["fatal"]
+    assert fatal, "no FATAL alert for %s within 60 s" % VIDEO
+    assert fatal["program"] == "elms-video-worker" and fatal["app"] == "elms" and fatal["to_state"] == "FATAL"
+    assert "FATAL" in fatal["text"] and "elms-video-worker" in fatal["text"]
+    assert isinstance(fatal["log_tail"], list)
+
+
+def test_the_listener_starts_it_again_once_the_app_is_readable_and_says_so(host, supervisor_status, broken_video_worker):
+    assert host.run("chmod 0755 %s" % APP).rc == 0
+    since = broken_video_worker["since"]
+    retry = wait_for_alert(host, since, 60, process=VIDEO, event="RETRY")
+    assert retry, "no retry alert: %s" % alerts(host, since)
+    recovered = wait_for_alert(host, since, 60, process=VIDEO, event="RUNNING")
+    assert recovered, "no recovery alert: %s" % alerts(host, since)
+    assert supervisor_status()[VIDEO][0] == "RUNNING"
+
+
+def test_a_crash_loop_gives_at_most_the_rate_limits_alerts(host):
+    since = time.time()
+    log = host.run("grep -c 'exited: elms-crashloop' /var/log/supervisor/supervisord.log || true").stdout.strip()
+    exits_before = int(log or 0)
+    assert host.run("%s start elms-crashloop" % CTL).rc in (0, 1)
+
+    def exits():
+        out = host.run("grep -c 'exited: elms-crashloop' /var/log/supervisor/supervisord.log || true").stdout.strip()
+        return int(out or 0) - exits_before
+    try:
+        assert wait_until(lambda: exits() >= 20, 60), "the crash loop exited only %d times" % exits()
+    finally:
+        host.run("%s stop elms-crashloop" % CTL)
+    time.sleep(5)
+    sent = [a for a in alerts(host, since) if a.get("program") == "elms-crashloop"]
+    assert 1 <= len(sent) <= RATE_LIMIT, sent
+    state = json.loads(host.file(STATE).content_string)
+    assert state["suppressed"] >= 20 - RATE_LIMIT - 1, state
+
+
+def test_a_dead_receiver_changes_nothing_for_supervisord_or_the_workers(host, supervisor_status):
+    pid_before = host.run("%s pid" % CTL).stdout.strip()
+    before = supervisor_status()
+    assert host.run("systemctl stop elms-webhook-receiver").rc == 0
+    failed_before = json.loads(host.file(STATE).content_string).get("failed", 0)
+    try:
+        # An unexpected exit of a worker, while nobody listens for the alert.
+        host.run("kill -9 %d" % before[DEFAULTS[0]][1])
+        assert wait_until(lambda: json.loads(host.file(STATE).content_string).get("failed", 0) > failed_before, 60)
+    finally:
+        host.run("systemd-run --unit elms-webhook-receiver /usr/bin/python3 /root/webhook_receiver.py 8931 %s" % RECORD)
+    assert wait_until(lambda: supervisor_status()[DEFAULTS[0]][0] == "RUNNING", 30)
+    after = supervisor_status()
+    assert host.run("%s pid" % CTL).stdout.strip() == pid_before
+    assert after[LISTENER_PROCESS] == before[LISTENER_PROCESS]
+    assert {p: after[p] for p in [DEFAULTS[1], VIDEO]} == {p: before[p] for p in [DEFAULTS[1], VIDEO]}
+
+
+def test_the_listener_killed_is_restarted_by_supervisor_and_goes_on(host, supervisor_status):
+    # The receiver is back (the previous check restarted it).
+    assert wait_until(lambda: host.run("python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", 8931))'").rc == 0, 30)
+    old = supervisor_status()[LISTENER_PROCESS][1]
+    host.run("kill -9 %d" % old)
+    assert wait_until(lambda: supervisor_status()[LISTENER_PROCESS][0] == "RUNNING"
+                      and supervisor_status()[LISTENER_PROCESS][1] != old, 30)
+    since = time.time()
+    host.run("kill -9 %d" % supervisor_status()[DEFAULTS[1]][1])
+    assert wait_for_alert(host, since, 60, process=DEFAULTS[1], event="EXITED"), alerts(host, since)
+
+
+def test_the_diagnosis_says_alerting_runs_and_when_it_last_sent():
+    rc, out = playbook("diagnose.yml", None, "-e", "queue_workers_diagnose_fail=false", "-e", "queue_workers_diagnose_dir=")
+    assert rc == 0, out[-3000:]
+    assert "alerts" in out and "installed, last sent" in out, out[-3000:]
+    assert SECRET not in out
+
+
+def test_no_channel_removes_the_listener_and_its_files(host, supervisor_status):
+    rc, out = playbook("site.yml", None, "-e", "queue_workers_alert_webhook=")
+    assert rc == 0, out[-3000:]
+    assert LISTENER_PROCESS not in supervisor_status()
+    for path in (CONFIG, SCRIPT, "%s/%s%s" % (EXPECT["include_dir"], LISTENER, EXPECT["extension"])):
+        assert not host.file(path).exists, path
+    assert all(supervisor_status()[p][0] == "RUNNING" for p in DEFAULTS + [VIDEO])

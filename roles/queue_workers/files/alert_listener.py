@@ -1,0 +1,788 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, eLMS infrastructure team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Alerts from supervisor's own events for the queue workers, and bounded self-healing.
+
+supervisor runs this script as an event listener:
+
+    [eventlistener:queue-workers-alerts]
+    command=/usr/bin/python3 alert_listener.py --config /etc/elms-queue-workers/alerts.json
+    events=PROCESS_STATE,TICK_5
+
+(--revision X may follow: it is ignored, and only there so that a new script or config
+changes the command line, which makes supervisor restart the listener.)
+
+The protocol (supervisor's "Event Listener Notification Protocol"): the listener writes
+READY; supervisor writes one header line ending in len:N, then N characters of payload;
+the listener answers RESULT 2\\nOK and writes READY again. stdout is that channel and
+nothing else; this script logs to stderr, one line per state change it watches, which
+supervisor keeps in the listener's log. It never answers FAIL: supervisor would send the
+event again, an alert storm.
+
+What it does with the events of the programs named in its config (a program's group has
+the program's name; the listener's own group and every other program are ignored):
+
+- FATAL, a BACKOFF that lasts backoff_alert_after seconds (a crash loop: from the first
+  BACKOFF until a state other than STARTING or BACKOFF), and an unexpected EXITED are
+  alerted; a RUNNING after any of those is alerted as the recovery.
+- A FATAL process is started again over supervisord's XML-RPC API after each of
+  fatal_retry.delays in turn; each attempt and the final give-up are alerted.
+- Optionally, every backlog.interval seconds each app is asked for the size of its
+  queues (the app's own PHP, as the app's user, in a thread) and a queue over its
+  threshold is alerted.
+- Alerts are rate-limited per program; the next alert that goes out says how many were
+  held back. Each alert goes to every channel (webhook, syslog, mail) from a sender
+  thread fed by a bounded queue, so supervisor never waits on the network.
+
+Times come from TICK_5 (every 5 s) and every other event: that is when lasting BACKOFFs,
+due retries, the backlog probe and the state file (a JSON summary for a diagnosis) are
+looked at. The config, a root-only file (it holds the webhook URL, a secret), is read
+again when its mtime changes. Standard library only, Python 3.6 and later.
+"""
+
+# A listener that dies or stops answering leaves every worker unwatched, so errors of
+# any kind in handling, sending and probing are caught, logged and survived.
+# pylint: disable=broad-exception-caught
+
+import argparse
+import base64
+import collections
+import configparser
+import datetime
+import email.message
+import email.utils
+import http.client
+import io
+import json
+import os
+import queue
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import syslog
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+import xmlrpc.client
+
+DEFAULT_CONFIG = "/etc/elms-queue-workers/alerts.json"
+QUEUE_SIZE = 100            # alerts waiting for the sender thread; more are dropped (counted)
+STATE_EVERY = 60            # seconds between state file writes when nothing is sent
+RPC_TIMEOUT = 10
+PROBE_TIMEOUT = 60
+MAIL_TIMEOUT = 30
+TAIL_BYTES = 65536          # enough for log_lines lines of any sane log
+TAIL_LINE_MAX = 1000        # a chat message with one megabyte-long log line helps no one
+# supervisor's fault codes (supervisor/xmlrpc.py) after which its own state events follow.
+ALREADY_STARTED, SPAWN_ERROR = 60, 50
+ICONS = {"FATAL": ":rotating_light:", "GAVE_UP": ":rotating_light:", "BACKOFF": ":warning:",
+         "EXITED": ":warning:", "RETRY": ":arrows_counterclockwise:", "RUNNING": ":white_check_mark:",
+         "BACKLOG": ":hourglass:"}
+BACKLOG_MARK = "ELMS-BACKLOG "
+# Boots the app the way artisan does and prints its queues' sizes on one marked line (the
+# app's bootstrap may print warnings of its own). The argument is {"connection", "queues"}.
+PROBE = r"""
+$arg = json_decode(end($argv), true);
+if (is_file(getcwd().'/vendor/autoload.php')) { require getcwd().'/vendor/autoload.php'; }
+$app = require getcwd().'/bootstrap/app.php';
+$app->make(Illuminate\Contracts\Console\Kernel::class)->bootstrap();
+$connection = $app['queue']->connection($arg['connection'] === '' ? null : $arg['connection']);
+$sizes = array();
+foreach ($arg['queues'] as $queue) { $sizes[$queue] = $connection->size($queue); }
+echo "\n" . 'ELMS-BACKLOG ' . json_encode((object) $sizes) . "\n";
+"""
+
+_LOG_LOCK = threading.Lock()
+
+
+def utc_iso(when):
+    return datetime.datetime.fromtimestamp(when, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def log(message):
+    """One line on stderr (supervisor's log of the listener), never on stdout."""
+    line = "%s %s\n" % (utc_iso(time.time()), str(message).replace("\n", "\\n"))
+    with _LOG_LOCK:
+        try:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def redact(url):
+    """scheme://host[:port] of a URL: its path and query are often the secret."""
+    parts = urllib.parse.urlsplit(url)
+    return "%s://%s" % (parts.scheme, parts.hostname or "") + (":%s" % parts.port if parts.port else "")
+
+
+# --- protocol -------------------------------------------------------------------------
+
+def parse_header(line):
+    """The header line's tokens as a dict of strings; ValueError when it is none."""
+    headers = {}
+    for token in line.split():
+        key, sep, value = token.partition(":")
+        if not sep:
+            raise ValueError("not an event header: %r" % line[:200])
+        headers[key] = value
+    if not headers.get("len", "").isdigit():
+        raise ValueError("event header without len: %r" % line[:200])
+    return headers
+
+
+def parse_payload(text):
+    """The key:value tokens of the payload's first line (the rest is data, e.g. of a log event)."""
+    first = text.split("\n", 1)[0]
+    return dict(token.split(":", 1) for token in first.split() if ":" in token)
+
+
+# --- config ---------------------------------------------------------------------------
+
+class ConfigError(Exception):
+    pass
+
+
+def _section(raw, key, defaults):
+    """raw[key] merged over defaults, None when it is null or missing (a channel that is off)."""
+    value = raw.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError("%s must be a mapping or null" % key)
+    return dict(defaults, **value)
+
+
+def _number(value, name, low=0):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
+        raise ConfigError("%s = %r must be a number >= %s" % (name, value, low))
+    return value
+
+
+def normalize(raw):
+    """The config with every default filled in; ConfigError names the first bad value."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("programs"), dict):
+        raise ConfigError("the config must be a mapping with programs: {name: {app, log}}")
+    host = raw.get("host") or socket.gethostname()
+    channels = raw.get("channels") or {}
+    if not isinstance(channels, dict):
+        raise ConfigError("channels must be a mapping")
+    webhook = _section(channels, "webhook", {"timeout": 5})
+    if webhook is not None and not str(webhook.get("url", "")).startswith(("http://", "https://")):
+        raise ConfigError("channels.webhook.url must be an http:// or https:// URL")
+    mail = _section(channels, "mail", {"to": [], "from": "root@%s" % host, "sendmail": "/usr/sbin/sendmail"})
+    if mail is not None and isinstance(mail["to"], str):
+        mail["to"] = [mail["to"]]
+    backlog = _section(raw, "backlog", {"interval": 300, "apps": {}})
+    if backlog is not None:
+        _number(backlog["interval"], "backlog.interval", 1)
+        backlog["apps"] = dict((name, dict({"user": "www-data", "php": "/usr/bin/php", "connection": "", "queues": {}},
+                                           **app)) for name, app in (backlog["apps"] or {}).items())
+        for name, app in backlog["apps"].items():
+            if not app.get("dir"):
+                raise ConfigError("backlog.apps.%s.dir (the app's directory) is missing" % name)
+            for queue_name, threshold in app["queues"].items():
+                _number(threshold, "backlog.apps.%s.queues.%s" % (name, queue_name))
+    limit = dict({"alerts": 3, "seconds": 600}, **(raw.get("rate_limit") or {}))
+    delays = (raw.get("fatal_retry") or {}).get("delays", [60, 180, 360])
+    if not isinstance(delays, list):
+        raise ConfigError("fatal_retry.delays must be a list of seconds")
+    return {
+        "host": host,
+        "programs": dict((name, {"app": (spec or {}).get("app") or "", "log": (spec or {}).get("log") or ""})
+                         for name, spec in raw["programs"].items()),
+        "channels": {"webhook": webhook, "mail": mail,
+                     "syslog": _section(channels, "syslog", {"facility": "daemon", "tag": "elms-queue-workers"})},
+        "backoff_alert_after": _number(raw.get("backoff_alert_after", 30), "backoff_alert_after"),
+        "rate_limit": {"alerts": int(_number(limit["alerts"], "rate_limit.alerts", 1)),
+                       "seconds": _number(limit["seconds"], "rate_limit.seconds")},
+        "fatal_retry": {"delays": [_number(d, "fatal_retry.delays[]") for d in delays]},
+        "backlog": backlog,
+        "log_lines": int(_number(raw.get("log_lines", 10), "log_lines")),
+        "state_file": raw.get("state_file") or "/var/lib/elms-queue-workers/alerts/state.json",
+        "supervisor_config": raw.get("supervisor_config") or "/etc/supervisor/supervisord.conf",
+    }
+
+
+class ConfigFile:
+    """The config file, read again when its mtime changes."""
+
+    def __init__(self, path):
+        self.path = path
+        self.mtime = None
+
+    def poll(self):
+        """The new config when the file changed since the last call, else None; ConfigError."""
+        try:
+            mtime = os.stat(self.path).st_mtime_ns
+        except OSError as exc:
+            raise ConfigError("cannot read %s: %s" % (self.path, exc.strerror)) from None
+        if mtime == self.mtime:
+            return None
+        # Remembered before reading: a broken file is reported once, not on every event.
+        self.mtime = mtime
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                return normalize(json.load(handle))
+        except ConfigError as exc:
+            raise ConfigError("%s: %s" % (self.path, exc)) from None
+        except Exception as exc:  # a value of the wrong type deep inside, too
+            raise ConfigError("cannot read %s: %s: %s" % (self.path, type(exc).__name__, exc)) from None
+
+
+# --- supervisord's XML-RPC API ----------------------------------------------------------
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout):
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.socket_path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class SupervisorTransport(xmlrpc.client.Transport):
+    """HTTP to supervisord on a unix:// socket or http:// port, with Basic auth when given."""
+
+    def __init__(self, url, username=None, password=None, timeout=RPC_TIMEOUT):
+        super().__init__()
+        self.url = url
+        self.timeout = timeout
+        self.auth = None
+        if username and password:
+            pair = ("%s:%s" % (username, password)).encode("utf-8")
+            self.auth = "Basic " + base64.b64encode(pair).decode("ascii")
+
+    def make_connection(self, host):
+        if self.url.startswith("unix://"):
+            conn = _UnixHTTPConnection(self.url[len("unix://"):], self.timeout)
+        else:
+            parts = urllib.parse.urlsplit(self.url)
+            conn = http.client.HTTPConnection(parts.hostname or "localhost", parts.port or 80, timeout=self.timeout)
+        self._connection = host, conn
+        return conn
+
+    def send_headers(self, connection, headers):
+        # Transport(headers=...) is Python 3.8+; this hook is older.
+        if self.auth:
+            headers = list(headers) + [("Authorization", self.auth)]
+        super().send_headers(connection, headers)
+
+
+def supervisor_credentials(path, url):
+    """[supervisorctl] username/password of supervisord's config, else the server section's pair."""
+    parser = configparser.RawConfigParser(inline_comment_prefixes=(";", "#"))
+    try:
+        parser.read(path)
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        log("cannot read credentials from %s: %s" % (path, exc))
+        return None, None
+    server = "unix_http_server" if url.startswith("unix://") else "inet_http_server"
+    for section in ("supervisorctl", server):
+        username = parser.get(section, "username", fallback=None)
+        password = parser.get(section, "password", fallback=None)
+        if username and password and not password.startswith("{SHA}"):
+            return username, password
+    return None, None
+
+
+def supervisor_rpc(supervisor_config, env=None, timeout=RPC_TIMEOUT):
+    """supervisord's "supervisor" namespace, at the URL supervisor gives its children."""
+    url = (os.environ if env is None else env).get("SUPERVISOR_SERVER_URL")
+    if not url:
+        raise RuntimeError("SUPERVISOR_SERVER_URL is not set (not run by supervisord?)")
+    username, password = supervisor_credentials(supervisor_config, url)
+    transport = SupervisorTransport(url, username, password, timeout)
+    return xmlrpc.client.ServerProxy("http://localhost/RPC2", transport=transport).supervisor
+
+
+# --- channels ---------------------------------------------------------------------------
+
+def send_webhook(channel, alert):
+    request = urllib.request.Request(channel["url"], data=json.dumps(alert).encode("utf-8"), method="POST",
+                                     headers={"Content-Type": "application/json",
+                                              "User-Agent": "elms-queue-workers-alerts"})
+    try:
+        with urllib.request.urlopen(request, timeout=channel["timeout"]) as response:
+            response.read()
+    except Exception as exc:
+        # Messages of urllib may quote the URL; the path is the secret, so only its scheme://host is named.
+        reason = str(getattr(exc, "reason", exc)).replace(channel["url"], redact(channel["url"]))
+        status = " %s" % exc.code if isinstance(getattr(exc, "code", None), int) else ""
+        # from None: a chained traceback would print the URL.
+        message = "POST to %s failed: %s%s: %s" % (redact(channel["url"]), type(exc).__name__, status, reason)
+        raise RuntimeError(message) from None
+
+
+def send_syslog(channel, alert):
+    facility = getattr(syslog, "LOG_" + str(channel["facility"]).upper(), syslog.LOG_DAEMON)
+    syslog.openlog(channel["tag"], 0, facility)
+    syslog.syslog(syslog.LOG_INFO if alert["event"] == "RUNNING" else syslog.LOG_ERR, alert["text"])
+
+
+def send_mail(channel, alert):
+    message = email.message.EmailMessage()
+    message["From"] = channel["from"]
+    message["To"] = ", ".join(channel["to"])
+    message["Subject"] = alert["text"]
+    message["Date"] = email.utils.formatdate()
+    message.set_content(json.dumps(alert, indent=2, sort_keys=True) + "\n")
+    # stdout/stderr captured: a child writing on the listener's stdout would break the protocol.
+    result = subprocess.run([channel["sendmail"], "-t", "-oi"], input=bytes(message), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, timeout=MAIL_TIMEOUT, check=False)
+    if result.returncode != 0:
+        raise RuntimeError("%s exited %s: %s" % (channel["sendmail"], result.returncode,
+                                                 result.stdout.decode("utf-8", "replace").strip()[-300:]))
+
+
+CHANNELS = (("webhook", send_webhook), ("syslog", send_syslog), ("mail", send_mail))
+
+
+class State:
+    """Counters and the last send, written as JSON for a diagnosis to read."""
+
+    def __init__(self, path, now):
+        self.path = path
+        self.lock = threading.Lock()
+        self.write_lock = threading.Lock()
+        self.written_at = None
+        self.data = {"pid": os.getpid(), "started_at": utc_iso(now), "last_event_at": None, "last_sent": None,
+                     "sent": 0, "suppressed": 0, "failed": 0, "retrying": {}}
+
+    def update(self, **counts):
+        with self.lock:
+            for key, value in counts.items():
+                if key in ("sent", "suppressed", "failed"):
+                    self.data[key] += value
+                else:
+                    self.data[key] = value
+
+    def write(self, now):
+        # Both threads write: taking the snapshot and renaming under one lock keeps an
+        # older snapshot from replacing a newer one.
+        with self.write_lock:
+            with self.lock:
+                self.written_at = now
+                text = json.dumps(self.data, indent=2, sort_keys=True) + "\n"
+            directory = os.path.dirname(self.path) or "."
+            try:
+                os.makedirs(directory, mode=0o755, exist_ok=True)
+                handle, temp = tempfile.mkstemp(prefix=".state.", dir=directory)
+                try:
+                    with os.fdopen(handle, "w") as out:
+                        out.write(text)
+                    os.chmod(temp, 0o644)
+                    os.rename(temp, self.path)
+                except BaseException:
+                    os.unlink(temp)
+                    raise
+            except OSError as exc:
+                log("cannot write the state file %s: %s" % (self.path, exc))
+
+
+class Sender:
+    """Delivers alerts to every configured channel from its own thread."""
+
+    def __init__(self, state, channels, size=QUEUE_SIZE):
+        self.state = state
+        self.channels = channels
+        self.queue = queue.Queue(maxsize=size)
+        self.thread = threading.Thread(target=self._run, name="alert-sender", daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def put(self, alert):
+        """False when the queue is full and the alert is dropped."""
+        try:
+            self.queue.put_nowait(alert)
+            return True
+        except queue.Full:
+            return False
+
+    def close(self, timeout):
+        """Delivers what is queued (for at most timeout seconds) and stops the thread."""
+        try:
+            self.queue.put(None, timeout=timeout)
+        except queue.Full:
+            return
+        self.thread.join(timeout)
+
+    def _run(self):
+        while True:
+            alert = self.queue.get()
+            if alert is None:
+                return
+            try:
+                self.deliver(alert)
+            except Exception as exc:
+                log("sending %s of %s failed: %s" % (alert.get("event"), alert.get("process"), exc))
+
+    def deliver(self, alert):
+        channels = self.channels  # one consistent set, even if the config is reloaded meanwhile
+        done, failed = [], []
+        for name, send in CHANNELS:
+            channel = channels.get(name)
+            if channel is None:
+                continue
+            if name == "mail" and not (channel["to"] and os.access(channel["sendmail"], os.X_OK)):
+                continue  # mail is used only where the host has a sendmail
+            try:
+                send(channel, alert)
+                done.append(name)
+            except Exception as exc:
+                failed.append(name)
+                log("%s: %s" % (name, exc))
+        log("alert %s %s: sent to %s%s" % (alert["event"], alert["process"], ", ".join(done) or "no channel",
+                                           "; failed: " + ", ".join(failed) if failed else ""))
+        last = {"time": alert["time"], "event": alert["event"], "process": alert["process"],
+                "channels_ok": done, "channels_failed": failed}
+        self.state.update(last_sent=last, sent=1 if done else 0, failed=1 if failed else 0)
+        self.state.write(time.time())
+
+
+# --- alert logic ------------------------------------------------------------------------
+
+class RateLimiter:
+    """At most `alerts` per key in any `seconds`; what is held back is counted per key."""
+
+    def __init__(self, alerts, seconds):
+        self.alerts, self.seconds = alerts, seconds
+        self.sent = {}
+        self.held = collections.Counter()
+
+    def take(self, key, now):
+        """(True, number held back since the last one sent) or (False, None), counted."""
+        recent = [t for t in self.sent.get(key, []) if now - t < self.seconds]
+        if len(recent) >= self.alerts:
+            self.sent[key] = recent
+            self.held[key] += 1
+            return False, None
+        self.sent[key] = recent + [now]
+        return True, self.held.pop(key, 0)
+
+    def hold(self, key, count=1):
+        self.held[key] += count
+
+
+class _Process:
+    def __init__(self, group, name):
+        self.group, self.name = group, name
+        self.state = None
+        self.pid = 0
+        self.backoff_since = None   # first BACKOFF of the current start attempts
+        self.backoff_alerted = False
+        self.problem = False        # a problem was alerted: the next RUNNING is a recovery
+        self.attempt = 0            # start attempts made by the retry schedule
+        self.next_at = None         # when the next attempt is due; None while one is under way
+        self.retrying = False
+        self.gave_up = False
+
+
+def tail(path, lines):
+    """The last `lines` lines of a log file, [] when there is none or it cannot be read."""
+    if not path or lines <= 0:
+        return []
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - TAIL_BYTES))
+            data = handle.read()
+    except OSError:
+        return []
+    found = data.decode("utf-8", "replace").splitlines()
+    if size > TAIL_BYTES:
+        found = found[1:]  # cut in the middle
+    return [line[:TAIL_LINE_MAX] for line in found[-lines:]]
+
+
+def probe_command(app, which=shutil.which):
+    """The command that prints the app's queue sizes, run as the app's user."""
+    php = [app["php"], "-r", PROBE, json.dumps({"connection": app["connection"] or "",
+                                                "queues": sorted(app["queues"])})]
+    if which("runuser"):
+        return ["runuser", "-u", app["user"], "--"] + php
+    # Alpine (busybox) has no runuser; its su runs a command through a shell.
+    return ["su", "-s", "/bin/sh", app["user"], "-c", " ".join(shlex.quote(arg) for arg in php)]
+
+
+def probe_backlog(app, run=subprocess.run, which=shutil.which):
+    """{queue: pending jobs} of one app; RuntimeError with the reason when it cannot tell."""
+    result = run(probe_command(app, which), cwd=app["dir"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                 stderr=subprocess.PIPE, timeout=PROBE_TIMEOUT, universal_newlines=True, check=False)
+    for line in reversed(result.stdout.splitlines()):
+        if line.startswith(BACKLOG_MARK):
+            return json.loads(line[len(BACKLOG_MARK):])
+    why = (result.stderr.strip() or result.stdout.strip()).splitlines()
+    raise RuntimeError("exit %s: %s" % (result.returncode, why[-1][:300] if why else "no output"))
+
+
+class Listener:
+    """Turns event headers and payloads into alerts; the protocol is main()'s."""
+
+    def __init__(self, config, clock=time.time, rpc=None, send=None, state=None, probe=probe_backlog,
+                 own_group=None):
+        self.clock = clock
+        self.rpc = rpc                  # None: supervisord's API from the environment, per call
+        self.send = send or (lambda alert: log("alert (no sender): %s" % alert["text"]))
+        self.probe = probe
+        self.own_group = own_group
+        self.lock = threading.RLock()   # the backlog thread alerts too
+        self.state = state or State(config["state_file"], clock())
+        self.procs = {}
+        self.backlog_at = None
+        self.backlog_thread = None
+        self.config = self.limiter = None
+        self.configure(config)
+
+    def configure(self, config):
+        with self.lock:
+            self.config = config
+            limit = config["rate_limit"]
+            if self.limiter is None:
+                self.limiter = RateLimiter(limit["alerts"], limit["seconds"])
+            self.limiter.alerts, self.limiter.seconds = limit["alerts"], limit["seconds"]
+            self.state.path = config["state_file"]
+            for process in [p for p, proc in self.procs.items() if proc.group not in config["programs"]]:
+                del self.procs[process]
+            self._save_retrying()
+
+    def handle(self, headers, payload):
+        """One event: PROCESS_STATE_* of a watched program changes what is known; any event is a tick."""
+        with self.lock:
+            now = self.clock()
+            self.state.update(last_event_at=utc_iso(now))
+            name = headers.get("eventname", "")
+            if name.startswith("PROCESS_STATE_"):
+                self._state_change(name[len("PROCESS_STATE_"):], payload, now)
+            self.tick(now)
+
+    def tick(self, now):
+        """What is due: BACKOFF alerts, start attempts, the backlog probe, the state file."""
+        with self.lock:
+            for proc in list(self.procs.values()):
+                if proc.backoff_since is not None and not proc.backoff_alerted and \
+                        now - proc.backoff_since >= self.config["backoff_alert_after"]:
+                    proc.backoff_alerted = proc.problem = True
+                    self._alert(proc, "BACKOFF", "STARTING", "BACKOFF", now,
+                                "has been failing to start (BACKOFF) for %d s" % (now - proc.backoff_since))
+                if proc.retrying and proc.next_at is not None and now >= proc.next_at and proc.state == "FATAL":
+                    self._start_again(proc, now)
+            backlog = self.config["backlog"]
+            if backlog and backlog["apps"] and (self.backlog_at is None or now >= self.backlog_at) and \
+                    not (self.backlog_thread and self.backlog_thread.is_alive()):
+                self.backlog_at = now + backlog["interval"]
+                self.backlog_thread = threading.Thread(target=self._check_backlog, args=(dict(backlog["apps"]),),
+                                                       name="backlog", daemon=True)
+                self.backlog_thread.start()
+            if self.state.written_at is None or now - self.state.written_at >= STATE_EVERY:
+                self.state.write(now)
+
+    def _state_change(self, to_state, payload, now):
+        group = payload.get("groupname") or payload.get("processname", "")
+        if group not in self.config["programs"] or group == self.own_group:
+            return
+        process = "%s:%s" % (group, payload.get("processname", group))
+        proc = self.procs.setdefault(process, _Process(group, process))
+        from_state = payload.get("from_state", "")
+        pid = payload.get("pid", "")
+        proc.pid = int(pid) if pid.isdigit() else 0
+        proc.state = to_state
+        log("%s %s -> %s%s" % (process, from_state, to_state, " (pid %s)" % pid if pid.isdigit() else ""))
+        # A crash loop goes BACKOFF, STARTING, BACKOFF, ...: it lasts from its first BACKOFF
+        # until any other state, so STARTING does not reset it.
+        if to_state == "BACKOFF" and proc.backoff_since is None:
+            proc.backoff_since = now
+        elif to_state not in ("BACKOFF", "STARTING"):
+            proc.backoff_since, proc.backoff_alerted = None, False
+        if to_state == "FATAL":
+            self._fatal(proc, from_state, now)
+        elif to_state == "EXITED" and payload.get("expected") == "0":
+            proc.problem = True
+            self._alert(proc, "EXITED", from_state, to_state, now, "EXITED unexpectedly (pid %s)" % pid)
+        elif to_state == "RUNNING":
+            if proc.problem or proc.retrying or proc.gave_up:
+                self._alert(proc, "RUNNING", from_state, to_state, now, "is RUNNING again (pid %s)" % pid)
+            proc.problem = proc.retrying = proc.gave_up = False
+            proc.attempt, proc.next_at = 0, None
+            self._save_retrying()
+        elif to_state in ("STOPPING", "STOPPED") and proc.retrying:
+            proc.retrying, proc.next_at = False, None  # stopped by hand: that person decides now
+            self._save_retrying()
+
+    def _fatal(self, proc, from_state, now):
+        delays = self.config["fatal_retry"]["delays"]
+        if proc.retrying and proc.next_at is None:
+            self._attempt_failed(proc, from_state, now)
+            return
+        if proc.retrying:
+            return  # FATAL again before our next attempt (a start by hand): the schedule stands
+        proc.problem = True
+        self._alert(proc, "FATAL", from_state, "FATAL", now, "is FATAL (was %s)" % from_state)
+        if delays and not proc.gave_up:
+            proc.retrying, proc.attempt, proc.next_at = True, 0, now + delays[0]
+            self._save_retrying()
+
+    def _attempt_failed(self, proc, from_state, now):
+        delays = self.config["fatal_retry"]["delays"]
+        if proc.attempt < len(delays):
+            proc.next_at = now + delays[proc.attempt]
+        else:
+            proc.retrying, proc.gave_up, proc.next_at = False, True, None
+            self._alert(proc, "GAVE_UP", from_state, "FATAL", now,
+                        "is still FATAL after %d start attempts: gave up, start it by hand once fixed" % proc.attempt)
+        self._save_retrying()
+
+    def _start_again(self, proc, now):
+        total = len(self.config["fatal_retry"]["delays"])
+        proc.attempt += 1
+        proc.next_at = None
+        attempt = "%d/%d" % (proc.attempt, total)
+        try:
+            rpc = self.rpc if self.rpc is not None else supervisor_rpc(self.config["supervisor_config"])
+            rpc.startProcess(proc.name, False)
+            outcome = "started again (attempt %s)" % attempt
+        except xmlrpc.client.Fault as exc:
+            outcome = "could not be started again (attempt %s): %s" % (attempt, exc.faultString)
+            if exc.faultCode not in (ALREADY_STARTED, SPAWN_ERROR):
+                proc.next_at = now  # no state event will follow: this attempt failed now
+        except Exception as exc:
+            outcome = "could not be started again (attempt %s): %s" % (attempt, exc)
+            proc.next_at = now
+        log("%s %s" % (proc.name, outcome))
+        self._alert(proc, "RETRY", "FATAL", "STARTING", now, outcome, attempt=attempt)
+        if proc.next_at is not None:
+            self._attempt_failed(proc, "FATAL", now)
+        self._save_retrying()
+
+    def _check_backlog(self, apps):
+        for name, app in sorted(apps.items()):
+            try:
+                sizes = self.probe(app)
+                log("backlog of app %s: %s" % (name, json.dumps(sizes, sort_keys=True)))
+                for queue_name, threshold in sorted(app["queues"].items()):
+                    size = sizes.get(queue_name)
+                    if isinstance(size, int) and size > threshold:
+                        with self.lock:
+                            self._emit("%s:%s" % (name, queue_name), self.clock(), {
+                                "app": name, "program": queue_name, "process": "%s:%s" % (name, queue_name),
+                                "event": "BACKLOG", "from_state": None, "to_state": None, "pid": 0, "attempt": None,
+                                "log_tail": [], "text": "%s %s queue %s of app %s has %d pending jobs (over %s)" % (
+                                    ICONS["BACKLOG"], self.config["host"], queue_name, name, size, threshold)})
+            except Exception as exc:
+                log("backlog of app %s: %s" % (name, exc))
+
+    def _alert(self, proc, event, from_state, to_state, now, what, attempt=None):
+        program = self.config["programs"].get(proc.group, {})
+        text = "%s %s %s %s" % (ICONS[event], self.config["host"], proc.name, what)
+        if program.get("app"):
+            text += " - app %s" % program["app"]
+        self._emit(proc.group, now, {
+            "app": program.get("app", ""), "program": proc.group, "process": proc.name, "event": event,
+            "from_state": from_state, "to_state": to_state, "pid": proc.pid, "attempt": attempt,
+            "log_tail": None, "log": program.get("log"), "text": text})
+
+    def _emit(self, key, now, fields):
+        allowed, held = self.limiter.take(key, now)
+        if not allowed:
+            self.state.update(suppressed=1)
+            log("alert %s %s held back by the rate limit" % (fields["event"], fields["process"]))
+            return
+        log_path = fields.pop("log", None)
+        alert = dict(fields, host=self.config["host"], time=utc_iso(now), suppressed=held)
+        if alert["log_tail"] is None:  # read only for alerts that go out
+            alert["log_tail"] = tail(log_path, self.config["log_lines"])
+        if held:
+            alert["text"] += "; %d alert%s suppressed" % (held, "" if held == 1 else "s")
+        if self.send(alert) is False:
+            self.limiter.hold(key, held + 1)  # reported by the next alert of this key instead
+            self.state.update(suppressed=1)
+            log("alert %s %s dropped: the send queue is full" % (alert["event"], alert["process"]))
+
+    def _save_retrying(self):
+        self.state.update(retrying=dict(
+            (p.name, {"attempt": p.attempt, "next_at": utc_iso(p.next_at) if p.next_at is not None else None})
+            for p in self.procs.values() if p.retrying))
+
+
+# --- main -----------------------------------------------------------------------------
+
+def main(argv=None, stdin=None, stdout=None):
+    parser = argparse.ArgumentParser(description="supervisor event listener: alerts and bounded restarts "
+                                                 "for the queue workers")
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help="JSON config (default %(default)s)")
+    # Only there to change the command line, so that supervisor restarts the listener
+    # when the deployed script or config changes.
+    parser.add_argument("--revision", default="", help="ignored")
+    args = parser.parse_args(argv)
+    if stdin is None:
+        # len: counts characters; newline="\n" keeps a \r in a payload from being translated away.
+        stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="\n")
+    stdout = sys.stdout if stdout is None else stdout
+
+    config_file = ConfigFile(args.config)
+    try:
+        config = config_file.poll()
+    except ConfigError as exc:
+        # Exiting would only make supervisor restart the listener in a loop; it waits
+        # for a good config instead, watching nothing.
+        log("%s; watching nothing until it is fixed" % exc)
+        config = normalize({"programs": {}})
+    state = State(config["state_file"], time.time())
+    sender = Sender(state, config["channels"]).start()
+    listener = Listener(config, send=sender.put, state=state, own_group=os.environ.get("SUPERVISOR_GROUP_NAME"))
+    log("started (pid %s): watching %s; channels: %s" % (
+        os.getpid(), ", ".join(sorted(config["programs"])) or "nothing",
+        ", ".join(name for name, send in CHANNELS if config["channels"][name]) or "none"))
+    try:
+        while True:
+            stdout.write("READY\n")
+            stdout.flush()
+            line = stdin.readline()
+            if not line:
+                break
+            try:
+                headers = parse_header(line)
+            except ValueError as exc:
+                log(exc)
+                headers = None
+            payload = stdin.read(int(headers["len"])) if headers else ""
+            if headers and len(payload) < int(headers["len"]):
+                break
+            if headers:
+                try:
+                    new = config_file.poll()
+                    if new is not None:
+                        listener.configure(new)
+                        sender.channels = new["channels"]
+                        log("config %s read again: watching %s" % (args.config, ", ".join(sorted(new["programs"]))))
+                except ConfigError as exc:
+                    log("%s; keeping the config read before" % exc)
+                try:
+                    listener.handle(headers, parse_payload(payload))
+                except Exception as exc:
+                    log("error handling %s: %s: %s" % (headers.get("eventname"), type(exc).__name__, exc))
+            stdout.write("RESULT 2\nOK")
+            stdout.flush()
+    except BrokenPipeError:
+        pass  # supervisord went away
+    log("supervisord closed the event stream: exiting")
+    sender.close(timeout=10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
