@@ -421,6 +421,16 @@ def _app(obs):
                 user, once.get("rc"), _last(once.get("output"))),
                 "this is what every worker hits at start: fix the error (php extensions, .env, database, "
                 "permissions), then supervisorctl start the workers"))
+    for probe in app.get("kind_probes") or []:
+        check = "%s" % probe["command"].split()[0]
+        if probe.get("rc") == 0:
+            found.append(_finding(check, OK, "%s runs 'artisan %s' (exit 0): the %s program can start"
+                                  % (user, probe["command"], probe["kind"])))
+        else:
+            found.append(_finding(check, FAIL, "'artisan %s' as %s exits %s: %s" % (
+                probe["command"], user, probe.get("rc"), _last(probe.get("output"))),
+                "the %s program hits the same error at start: fix it (for horizon: the laravel/horizon package "
+                "and its Redis connection)" % probe["kind"]))
     return found
 
 

@@ -446,6 +446,14 @@ def collect_app(module, settings, present):
     if queue_workers:
         rc, out, err = run_as(module, prefix, argv, cwd=app_dir)
         app["queue_work"] = {"rc": rc, "output": out + err}
+    # Each other kind's own probe (daemon_kinds: schedule:list, horizon:status), once per kind.
+    app["kind_probes"] = []
+    for kind in sorted(set(daemon_kinds.kind_of(w) for w in present) - set(["queue"])):
+        probe = daemon_kinds.KINDS.get(kind, {}).get("probe")
+        if probe:
+            words = probe.split()
+            rc, out, err = run_as(module, prefix, [php, "artisan"] + words, cwd=app_dir, timeout=60)
+            app["kind_probes"].append({"kind": kind, "command": probe, "rc": rc, "output": out + err})
     wanted = []
     for worker in queue_workers:
         for queue in workers.queue_list(worker):

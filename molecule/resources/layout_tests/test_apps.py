@@ -271,6 +271,14 @@ def test_a_release_with_its_own_cache_is_refused_before_any_signal(host, supervi
     assert pids(supervisor_status, ELMS_PROCESSES + SHOP_PROCESSES) == before
 
 
+def test_the_diagnosis_checks_each_app_with_its_own_user_and_kinds():
+    rc, out = deploy(ELMS_APP, SHOP_APP, name="diagnose.yml", extra=["-e", "queue_workers_diagnose_dir="])
+    assert rc == 0, out[-4000:]
+    assert "diagnosis of elms-mol-apps app elms" in out and "diagnosis of elms-mol-apps app shop" in out
+    assert "shop runs 'artisan schedule:list' (exit 0)" in out
+    assert "shop runs 'artisan queue:work --once' (exit 0)" in out
+
+
 def test_removing_an_app_stops_and_removes_its_programs_only(host, supervisor_status):
     before = pids(supervisor_status, ELMS_PROCESSES)
     rc, out = deploy(ELMS_APP, dict(SHOP_APP, state="absent"))

@@ -125,3 +125,13 @@ def test_the_diagnosis_says_whether_alerting_runs_and_when_it_last_sent():
     assert sent["status"] == dg.WARN
     assert "last sent FATAL at 2026-11-30T04:00:00Z (w:w_00)" in sent["summary"]
     assert "17 held back" in sent["summary"] and "w:w_00 (attempt 2)" in sent["summary"]
+
+
+def test_the_diagnosis_runs_each_other_kinds_probe():
+    app = {"dir": "/srv/shop/current", "user": "shop", "artisan_exists": True, "user_exists": True,
+           "kind_probes": [{"kind": "schedule", "command": "schedule:list", "rc": 0, "output": ""},
+                           {"kind": "horizon", "command": "horizon:status", "rc": 1,
+                            "output": "Command \"horizon:status\" is not defined."}]}
+    found = dict((f["check"], f) for f in dg._app({"app": app}))
+    assert found["schedule:list"]["status"] == dg.OK
+    assert found["horizon:status"]["status"] == dg.FAIL and "is not defined" in found["horizon:status"]["summary"]
