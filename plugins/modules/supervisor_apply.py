@@ -134,6 +134,9 @@ options:
         type: list
         elements: str
         required: true
+      app:
+        description: Whose programs these are (for messages).
+        type: str
   recycle_require_all:
     description:
       - With O(recycle_command), fail when a process is still busy with a job at the end of the wait, naming it with its
@@ -611,7 +614,7 @@ def recycle(module, client, params, before, result):
                 module.fail_json(msg="'%s' failed (%d): %s" % (" ".join(item["command"]), rc, (err or out).strip()),
                                  **result)
             continue
-        commands.append("a stop and start of %s" % ", ".join(mine))
+        commands.append("a stop and start of %s%s" % (", ".join(mine), " (app %s)" % item["app"] if item.get("app") else ""))
         try:
             for name in mine:
                 # Waits for each process to stop, as supervisorctl restart does (up to its stopwaitsecs).
@@ -667,6 +670,7 @@ def main():
                 command=dict(type="list", elements="str"),
                 chdir=dict(type="path"),
                 programs=dict(type="list", elements="str", required=True),
+                app=dict(type="str"),
             )),
             recycle_require_all=dict(type="bool", default=False),
             recycle_log_utc_offset=dict(type="int", default=0),

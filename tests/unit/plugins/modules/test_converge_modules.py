@@ -25,6 +25,7 @@ import pytest
 from ansible.module_utils import basic
 from ansible.module_utils.common import warnings as ansible_warnings
 
+from ansible_collections.elms.queue_workers.plugins.module_utils import queue_apps
 from ansible_collections.elms.queue_workers.plugins.module_utils import supervisor_rpc as rpc
 from ansible_collections.elms.queue_workers.plugins.modules import supervisor_apply
 from ansible_collections.elms.queue_workers.plugins.modules import supervisor_programs
@@ -596,9 +597,12 @@ def test_recycle_items_run_their_command_or_restart_through_supervisor(run, sv, 
     old_pid = installed(run, sv)
     marker = tmp_path / "asked"
     programs = [dict(name=NAME, state="started", stopwaitsecs=10)]
-    # Through supervisor: a stop and a start, so a new pid.
-    result = run(supervisor_apply, dict(config_file=sv.config, programs=programs, wait_timeout=30,
-                                        recycle=[dict(programs=[NAME])]))
+    # Through supervisor (a scheduler's way): a stop and a start, so a new pid. The items are what the
+    # role's filter gives, so that the module takes them as they are.
+    items = queue_apps.recycle_plan([{"name": "a", "programs": [{"name": NAME, "kind": "schedule"}]}],
+                                    {"app_dir": str(tmp_path), "php": "/usr/bin/php", "user": "root"})
+    assert [item["command"] for item in items] == [None]
+    result = run(supervisor_apply, dict(config_file=sv.config, programs=programs, wait_timeout=30, recycle=items))
     assert not result.get("failed"), result.get("msg")
     entry = result["recycled"]["%s:%s" % (NAME, NAME)]
     assert entry["state"] == "recycled" and entry["pid_before"] == old_pid and entry["pid_after"] != old_pid
