@@ -44,6 +44,16 @@ def playbook(name, programs=None, *extra, cwd=None, **env):
     return done.returncode, done.stdout
 
 
+def wait_until(check, seconds):
+    """Poll check() every second until it is true or seconds have passed; its last answer."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if check():
+            return True
+        time.sleep(1)
+    return check()
+
+
 @pytest.fixture(scope="module")
 def expect():
     return dict(EXPECT)

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import APP, EXPECT, playbook
+from conftest import APP, EXPECT, playbook, wait_until
 
 SECRET = "T0KEN-alpha-7c1d9e"
 OTHER_SECRET = "T0KEN-bravo-52aa0f"
@@ -49,15 +49,6 @@ def wait_for_alert(host, since, seconds, **match):
             return found[0]
         time.sleep(1)
     return None
-
-
-def wait_until(check, seconds):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if check():
-            return True
-        time.sleep(1)
-    return check()
 
 
 def test_the_listener_runs_under_supervisor(supervisor_status):

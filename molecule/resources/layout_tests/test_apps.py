@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import EXPECT, playbook
+from conftest import EXPECT, playbook, wait_until
 
 SHOP = "/srv/shop"
 CURRENT = SHOP + "/current"
@@ -76,15 +76,6 @@ def point_current(host, release):
     # As a deployer activates a release: a new link renamed over the old one, atomically.
     done = host.run("ln -sfn %s %s/current.new && mv -T %s/current.new %s" % (release, SHOP, SHOP, CURRENT))
     assert done.rc == 0, done.stderr
-
-
-def wait_until(check, seconds):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if check():
-            return True
-        time.sleep(1)
-    return check()
 
 
 def json_file(host, path):

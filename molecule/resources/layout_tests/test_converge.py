@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import APP, APP_USER, EXPECT, playbook
+from conftest import APP, APP_USER, EXPECT, playbook, wait_until
 
 DEFAULT_WORKER = {"name": "elms-default-worker", "queue": "default", "numprocs": 2, "sleep": 3, "tries": 3,
                   "max_time": 3600, "log": "storage/logs/worker-default.log"}
@@ -35,15 +35,6 @@ def cmdline(host, pid):
 
 def pids(supervisor_status):
     return dict((name, pid) for name, (_state, pid) in supervisor_status().items())
-
-
-def wait_until(check, seconds):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if check():
-            return True
-        time.sleep(1)
-    return check()
 
 
 def all_running(supervisor_status, names=WORKERS):

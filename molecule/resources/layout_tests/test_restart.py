@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import APP, EXPECT, playbook
+from conftest import APP, EXPECT, playbook, wait_until
 
 VIDEO_WORKER = {"name": "elms-video-worker", "queue": "video-encoding", "numprocs": 1, "sleep": 10, "tries": 1,
                 "max_time": 7200, "memory": 512, "log": "storage/logs/worker-video.log",
@@ -46,15 +46,6 @@ def restart(*extra):
 
 def pids(supervisor_status):
     return dict((name, pid) for name, (_state, pid) in supervisor_status().items())
-
-
-def wait_until(check, seconds):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if check():
-            return True
-        time.sleep(1)
-    return check()
 
 
 def dispatch_encode(host, artisan, wait_for_file, name, duration):
