@@ -109,6 +109,22 @@ def test_the_listener_starts_it_again_once_the_app_is_readable_and_says_so(host,
     assert supervisor_status()[VIDEO][0] == "RUNNING"
 
 
+def test_a_backlog_over_its_threshold_is_alerted_from_the_apps_own_queue_size(host):
+    since = time.time()
+    assert host.run("%s stop 'elms-default-worker:*'" % CTL).rc == 0
+    try:
+        for number in range(5):
+            dispatched = host.run("cd %s && runuser -u www-data -- php artisan elms:dispatch-ping backlog-%d-%d"
+                                  % (APP, since, number))
+            assert dispatched.rc == 0, dispatched.stderr
+        # The listener asks the app every 30 s.
+        backlog = wait_for_alert(host, since, 90, event="BACKLOG", program="default")
+    finally:
+        host.run("%s start 'elms-default-worker:*'" % CTL)
+    assert backlog, "no backlog alert within 90 s: %s" % alerts(host, since)
+    assert backlog["app"] == "elms" and "pending jobs (over 3)" in backlog["text"], backlog
+
+
 def test_a_crash_loop_gives_at_most_the_rate_limits_alerts(host):
     since = time.time()
     log = host.run("grep -c 'exited: elms-crashloop' /var/log/supervisor/supervisord.log || true").stdout.strip()
