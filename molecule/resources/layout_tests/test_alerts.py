@@ -18,7 +18,8 @@ SECRET = "T0KEN-alpha-7c1d9e"
 OTHER_SECRET = "T0KEN-bravo-52aa0f"
 RECORD = "/root/webhook.jsonl"
 LISTENER = "queue-workers-alerts"
-LISTENER_PROCESS = "%s:%s" % (LISTENER, LISTENER)
+# One process whose name is its group's: supervisorctl shows it by that name alone.
+LISTENER_PROCESS = LISTENER
 VIDEO = "elms-video-worker:elms-video-worker_00"
 DEFAULTS = ["elms-default-worker:elms-default-worker_00", "elms-default-worker:elms-default-worker_01"]
 CRASH = "elms-crashloop:elms-crashloop_00"
@@ -86,7 +87,8 @@ def broken_video_worker(host, supervisor_status):
     """The video worker restarted while its app is unreadable to www-data: it cannot start."""
     since = time.time()
     assert host.run("chmod 0700 %s" % APP).rc == 0
-    host.run("%s restart elms-video-worker" % CTL)
+    restarted = host.run("%s restart 'elms-video-worker:*'" % CTL)
+    assert "stopped" in restarted.stdout, restarted.stdout + restarted.stderr
     fatal = wait_for_alert(host, since, 60, process=VIDEO, event="FATAL")
     return {"since": since, "fatal": fatal}
 

@@ -262,7 +262,7 @@ def test_a_release_with_its_own_cache_is_refused_before_any_signal(host, supervi
     assert pids(supervisor_status, ELMS_PROCESSES + SHOP_PROCESSES) == before
 
 
-def test_the_diagnosis_checks_each_app_with_its_own_user_and_kinds():
+def test_the_diagnosis_checks_each_app_with_its_own_user_and_kinds(host):
     rc, out = deploy(ELMS_APP, SHOP_APP, name="diagnose.yml", extra=["-e", "queue_workers_diagnose_dir="])
     assert rc == 0, out[-4000:]
     assert "diagnosis of elms-mol-apps app elms" in out and "diagnosis of elms-mol-apps app shop" in out
