@@ -37,12 +37,21 @@ MAIL_RE = re.compile(r"^[^@\s,;]+@[^@\s,;]+$")
 SYSLOG_FACILITIES = ("daemon", "user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7")
 
 
+def _switch(value):
+    """true/false as -e on the command line gives them (strings), or a facility name."""
+    if isinstance(value, str) and value.strip().lower() in ("", "false", "no", "off", "0"):
+        return False
+    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on", "1"):
+        return True
+    return value
+
+
 def owner(settings):
     return "%s/alerts" % (settings.get("owner") or workers.DEFAULT_OWNER)
 
 
 def enabled(alerts):
-    return bool(alerts.get("webhook") or alerts.get("syslog") or alerts.get("mail_to"))
+    return bool(alerts.get("webhook") or _switch(alerts.get("syslog")) or alerts.get("mail_to"))
 
 
 def _int(value, low):
@@ -59,7 +68,7 @@ def errors(alerts, apps_plan):
     mail_to = alerts.get("mail_to") or []
     if not isinstance(mail_to, list) or not all(isinstance(m, str) and MAIL_RE.match(m) for m in mail_to):
         found.append("queue_workers_alert_mail_to = %r must be a list of mail addresses" % (mail_to,))
-    syslog = alerts.get("syslog")
+    syslog = _switch(alerts.get("syslog"))
     if syslog and syslog is not True and syslog not in SYSLOG_FACILITIES:
         found.append("queue_workers_alert_syslog = %r must be false, true (facility daemon) or a facility: %s"
                      % (syslog, ", ".join(SYSLOG_FACILITIES)))
@@ -120,7 +129,7 @@ def listener_config(alerts, apps_plan, settings):
         if queues:
             backlog_apps[app["name"]] = {"dir": app["dir"], "user": app["user"], "php": app["php"],
                                          "connection": app.get("connection") or "", "queues": queues}
-    syslog = alerts.get("syslog")
+    syslog = _switch(alerts.get("syslog"))
     channels = {
         "webhook": {"url": alerts["webhook"], "timeout": 5} if alerts.get("webhook") else None,
         "syslog": {"facility": "daemon" if syslog is True else syslog, "tag": "elms-queue-workers"} if syslog else None,

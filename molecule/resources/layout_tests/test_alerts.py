@@ -131,7 +131,8 @@ def test_a_crash_loop_gives_at_most_the_rate_limits_alerts(host):
     since = time.time()
     log = host.run("grep -c 'exited: elms-crashloop' /var/log/supervisor/supervisord.log || true").stdout.strip()
     exits_before = int(log or 0)
-    assert host.run("%s start elms-crashloop" % CTL).rc in (0, 1)
+    started = host.run("%s start 'elms-crashloop:*'" % CTL)
+    assert "ERROR (no such" not in started.stdout, started.stdout
 
     def exits():
         out = host.run("grep -c 'exited: elms-crashloop' /var/log/supervisor/supervisord.log || true").stdout.strip()
@@ -139,7 +140,7 @@ def test_a_crash_loop_gives_at_most_the_rate_limits_alerts(host):
     try:
         assert wait_until(lambda: exits() >= 20, 60), "the crash loop exited only %d times" % exits()
     finally:
-        host.run("%s stop elms-crashloop" % CTL)
+        host.run("%s stop 'elms-crashloop:*'" % CTL)
     time.sleep(5)
     sent = [a for a in alerts(host, since) if a.get("program") == "elms-crashloop"]
     assert 1 <= len(sent) <= RATE_LIMIT, sent

@@ -73,6 +73,14 @@ def test_no_channel_removes_the_listener_and_its_files():
     assert sorted((f["path"], f["state"]) for f in plan["extra_files"]) == [(wa.CONFIG, "absent"), (wa.SCRIPT, "absent")]
 
 
+def test_switches_given_as_strings_on_the_command_line_mean_what_they_say():
+    # ansible-playbook -e queue_workers_alert_syslog=false gives the string "false".
+    assert wa.plan(dict(ALERTS, webhook="", syslog="false"), apps_plan(), SETTINGS, SCRIPT)["programs"] == []
+    on = wa.plan(dict(ALERTS, webhook="", syslog="true"), apps_plan(), SETTINGS, SCRIPT)
+    config = json.loads(dict((f["path"], f) for f in on["extra_files"])[wa.CONFIG]["content"])
+    assert config["channels"]["syslog"]["facility"] == "daemon"
+
+
 def test_syslog_or_mail_alone_also_install_it():
     assert wa.plan(dict(ALERTS, webhook="", syslog=True), apps_plan(), SETTINGS, SCRIPT)["programs"]
     plan = wa.plan(dict(ALERTS, webhook="", mail_to=["ops@example.org"]), apps_plan(), SETTINGS, SCRIPT)
