@@ -265,6 +265,8 @@ def test_a_release_with_its_own_cache_is_refused_before_any_signal(host, supervi
 def test_the_diagnosis_checks_each_app_with_its_own_user_and_kinds(host):
     rc, out = deploy(ELMS_APP, SHOP_APP, name="diagnose.yml", extra=["-e", "queue_workers_diagnose_dir="])
     assert rc == 0, out[-4000:]
+    # The report's lines as printed, without the output's line folding.
+    out = " ".join(out.split())
     assert "diagnosis of elms-mol-apps app elms" in out and "diagnosis of elms-mol-apps app shop" in out
     assert "shop runs 'artisan schedule:list' (exit 0)" in out
     assert "shop runs 'artisan queue:work --once' (exit 0)" in out
