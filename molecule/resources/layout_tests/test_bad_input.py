@@ -84,7 +84,7 @@ HOST_INPUTS = {
                                                             "programs": [dict(DEFAULT_WORKER, name="shop-worker")]}]},
                                    ["/srv/none/artisan does not exist", "queue_workers_apps[1] (shop).dir"]),
 }
-BAD_INPUTS = [pytest.param(extra, words, id=name)
+BAD_INPUTS = [pytest.param(name, extra, words, id=name)
               for name, (extra, words) in list(CONTROLLER_INPUTS.items()) + list(HOST_INPUTS.items())]
 
 # Each tag the site playbook's steps carry, with a bad input checked on the controller and
@@ -148,7 +148,7 @@ def run_bad(case):
 def bad_runs(host, fresh):
     """Every bad input run through the site playbook, three at a time: {case id: (rc, output)},
     and the host's state and the files written after them."""
-    cases = dict((param.id, param.values + ((),)) for param in BAD_INPUTS)
+    cases = dict((param.id, param.values[1:] + ((),)) for param in BAD_INPUTS)
     for param in TAGGED_INPUTS:
         tag, name = param.values
         extra_vars, words = dict(CONTROLLER_INPUTS, **HOST_INPUTS)[name]
@@ -173,14 +173,14 @@ def test_the_host_starts_without_supervisor_or_ffmpeg(fresh):
     assert fresh == FRESH
 
 
-@pytest.mark.parametrize("extra_vars, words", BAD_INPUTS)
-def test_bad_input_fails_naming_it(request, bad_runs, extra_vars, words):
-    assert_failed_naming(bad_runs, request.node.callspec.id, words)
+@pytest.mark.parametrize("case, extra_vars, words", BAD_INPUTS)
+def test_bad_input_fails_naming_it(bad_runs, case, extra_vars, words):
+    assert_failed_naming(bad_runs, case, words)
 
 
 @pytest.mark.parametrize("tag, name", TAGGED_INPUTS)
-def test_bad_input_fails_naming_it_when_limited_by_tags(request, bad_runs, tag, name):
-    assert_failed_naming(bad_runs, request.node.callspec.id, dict(CONTROLLER_INPUTS, **HOST_INPUTS)[name][1])
+def test_bad_input_fails_naming_it_when_limited_by_tags(bad_runs, tag, name):
+    assert_failed_naming(bad_runs, "%s-%s" % (tag, name), dict(CONTROLLER_INPUTS, **HOST_INPUTS)[name][1])
 
 
 def test_no_bad_input_wrote_a_file(bad_runs):
