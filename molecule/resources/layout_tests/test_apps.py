@@ -266,7 +266,7 @@ def test_the_diagnosis_checks_each_app_with_its_own_user_and_kinds(host):
     rc, out = deploy(ELMS_APP, SHOP_APP, name="diagnose.yml", extra=["-e", "queue_workers_diagnose_dir="])
     assert rc == 0, out[-4000:]
     # The report's lines as printed, without the output's line folding.
-    out = " ".join(out.split())
+    out = " ".join(out.split()).replace("''", "'")
     assert "diagnosis of elms-mol-apps app elms" in out and "diagnosis of elms-mol-apps app shop" in out
     assert "shop runs 'artisan schedule:list' (exit 0)" in out
     assert "shop runs 'artisan queue:work --once' (exit 0)" in out
