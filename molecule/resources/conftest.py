@@ -119,6 +119,18 @@ def after_deploy(host, baseline):
     return json.loads(taken.stdout)
 
 
+def assert_file_untouched(baseline, after_deploy, path):
+    """A file of someone else's is byte for byte what prepare recorded."""
+    assert path in baseline["snapshot"]["files"], "prepare recorded no %s" % path
+    assert after_deploy["files"].get(path) == baseline["snapshot"]["files"][path]
+
+
+def assert_process_kept(baseline, after_deploy, process):
+    """A program of someone else's runs under the pid prepare recorded."""
+    before = baseline["snapshot"]["programs"][process]
+    assert before["pid"] and after_deploy["programs"].get(process) == before
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "before_changes: runs before every other test, on the host the converge and idempotence runs left")

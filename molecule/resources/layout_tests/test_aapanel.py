@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import EXPECT
+from conftest import EXPECT, assert_file_untouched, assert_process_kept
 
 PANEL_FILE = EXPECT["include_dir"] + "/panel-task.ini"
 PANEL_PROCESS = "panel-task:panel-task_00"
@@ -40,11 +40,9 @@ def test_panel_shows_our_program_names(supervisor_status):
 
 @pytest.mark.before_changes
 def test_panel_program_file_is_byte_for_byte_the_same(baseline, after_deploy):
-    assert PANEL_FILE in baseline["snapshot"]["files"], "prepare recorded no %s" % PANEL_FILE
-    assert after_deploy["files"].get(PANEL_FILE) == baseline["snapshot"]["files"][PANEL_FILE]
+    assert_file_untouched(baseline, after_deploy, PANEL_FILE)
 
 
 @pytest.mark.before_changes
 def test_panel_program_keeps_its_process_id(baseline, after_deploy):
-    before = baseline["snapshot"]["programs"][PANEL_PROCESS]
-    assert before["pid"] and after_deploy["programs"].get(PANEL_PROCESS) == before
+    assert_process_kept(baseline, after_deploy, PANEL_PROCESS)

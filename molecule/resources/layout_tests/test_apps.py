@@ -210,12 +210,17 @@ def test_shops_programs_run_r2_after_activation(host, activation):
         assert release_of(host, activation["after"][process][1]) == R2, process
 
 
-def test_the_next_job_runs_on_r2(host, activation):
-    marker = "after-r2-%d" % time.time()
+def next_job_release(host, name):
+    """Dispatch a job through shop's current release; the release that processed it."""
+    marker = "%s-%d" % (name, time.time())
     assert shop_artisan(host, "elms:dispatch-ping", marker).rc == 0
     path = "%s/markers/%s.json" % (SHARED, marker)
-    assert wait_until(lambda: host.file(path).exists, 60)
-    assert json_file(host, path)["release"] == R2
+    assert wait_until(lambda: host.file(path).exists, 60), "no worker processed %s within 60 s" % marker
+    return json_file(host, path)["release"]
+
+
+def test_the_next_job_runs_on_r2(host, activation):
+    assert next_job_release(host, "after-r2") == R2
 
 
 def test_the_daemon_stopped_gracefully_on_its_restart_command(host, activation):
@@ -238,11 +243,7 @@ def test_rollback_is_current_back_to_r1_and_restart_again(host, supervisor_statu
     status = supervisor_status()
     for process in SHOP_PROCESSES:
         assert status[process][0] == "RUNNING" and release_of(host, status[process][1]) == R1, process
-    marker = "rollback-r1-%d" % time.time()
-    assert shop_artisan(host, "elms:dispatch-ping", marker).rc == 0
-    path = "%s/markers/%s.json" % (SHARED, marker)
-    assert wait_until(lambda: host.file(path).exists, 60)
-    assert json_file(host, path)["release"] == R1
+    assert next_job_release(host, "rollback-r1") == R1
 
 
 def test_a_release_with_its_own_cache_is_refused_before_any_signal(host, supervisor_status):

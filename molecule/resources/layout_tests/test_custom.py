@@ -2,6 +2,8 @@
 
 import pytest
 
+from conftest import assert_file_untouched, assert_process_kept
+
 ADMIN_FILE = "/etc/supervisor/conf.d/admin-heartbeat.conf"
 
 
@@ -15,11 +17,9 @@ def test_nothing_written_beside_the_admins_program(host):
 
 @pytest.mark.before_changes
 def test_admin_program_file_is_byte_for_byte_the_same(baseline, after_deploy):
-    assert ADMIN_FILE in baseline["snapshot"]["files"], "prepare recorded no %s" % ADMIN_FILE
-    assert after_deploy["files"].get(ADMIN_FILE) == baseline["snapshot"]["files"][ADMIN_FILE]
+    assert_file_untouched(baseline, after_deploy, ADMIN_FILE)
 
 
 @pytest.mark.before_changes
 def test_admin_program_keeps_its_process_id(baseline, after_deploy):
-    before = baseline["snapshot"]["programs"]["admin-heartbeat"]
-    assert before["pid"] and after_deploy["programs"].get("admin-heartbeat") == before
+    assert_process_kept(baseline, after_deploy, "admin-heartbeat")
