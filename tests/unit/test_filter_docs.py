@@ -7,10 +7,10 @@ import os
 import pytest
 import yaml
 
-from ansible_collections.elms.queue_workers.plugins.filter.queue_workers import FilterModule
+from ansible_collections.elms.queue_workers.plugins.filter import queue_workers, rollout
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
-FILTERS = FilterModule().filters()
+FILTERS = dict(queue_workers.FilterModule().filters(), **rollout.FilterModule().filters())
 DOCS = sorted(os.path.splitext(os.path.basename(path))[0] for path in glob.glob(os.path.join(ROOT, "plugins", "filter", "*.yml")))
 
 
