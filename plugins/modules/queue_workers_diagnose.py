@@ -170,20 +170,19 @@ warnings_count:
 import json
 import os
 import pwd
-import shlex
 import shutil
 import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.elms.queue_workers.plugins.module_utils import daemon_kinds, diagnosis
+from ansible_collections.elms.queue_workers.plugins.module_utils.app_command import C_ENV, as_user_prefix, run_as
 from ansible_collections.elms.queue_workers.plugins.module_utils import program_state
 from ansible_collections.elms.queue_workers.plugins.module_utils import orphans as orphan_procs
 from ansible_collections.elms.queue_workers.plugins.module_utils import supervisor_layout as layout
 from ansible_collections.elms.queue_workers.plugins.module_utils import supervisor_rpc as rpc
 from ansible_collections.elms.queue_workers.plugins.module_utils import worker_programs as workers
 
-C_ENV = {"LC_ALL": "C"}
 PROBE_QUEUE = "elms-diagnose-probe"
 # Boots the app the way a worker does and asks it what it queues on and how many jobs wait.
 APP_PROBE = r"""
@@ -265,29 +264,6 @@ def ask_supervisord(config_file):
     except rpc.RPCError as exc:
         answer["reread_error"] = {"code": exc.code, "message": exc.message}
     return answer
-
-
-def as_user_prefix(module, user):
-    """argv prefix that runs a command as the worker user, or None when this cannot be done."""
-    if pwd.getpwuid(os.geteuid()).pw_name == user:
-        return []
-    if os.geteuid() != 0:
-        return None
-    runuser = module.get_bin_path("runuser")
-    if runuser:
-        return [runuser, "-u", user, "--"]
-    return ["su", "-s", "/bin/sh", user, "-c", '"$0" "$@"']
-
-
-def run_as(module, prefix, argv, cwd=None, timeout=90):
-    limit = module.get_bin_path("timeout")
-    argv = ([limit, str(timeout)] if limit else []) + list(argv)
-    if prefix and prefix[0] == "su":
-        argv = prefix[:-1] + [" ".join(shlex.quote(a) for a in argv)]
-    else:
-        argv = (prefix or []) + argv
-    rc, out, err = module.run_command(argv, cwd=cwd, environ_update=C_ENV)
-    return rc, out, err
 
 
 def section_option(text, section, option):
