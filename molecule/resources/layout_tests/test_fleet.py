@@ -79,6 +79,23 @@ def test_a_no_change_rollout_reports_every_host_unchanged_batch_by_batch():
     assert {name: worker_pids(name) for name in HOSTS} == before
 
 
+def test_a_canary_no_worker_processes_fails_its_batch_and_stops_the_rollout():
+    canary = {"job": "App\\Jobs\\WritePing", "args": ["unheard"], "queue": "nobody-listens", "timeout": 5}
+    rc, out = playbook("site.yml", None, "-e", "queue_workers_batch=2",
+                       "-e", json.dumps({"queue_workers_canary_job": canary}))
+    assert rc != 0
+    summary = fleet_lines(out)
+    for name in HOSTS[:2]:
+        assert ("FAILED %s: Push a canary job through the app and wait until a worker has processed it: the canary job "
+                "App\\Jobs\\WritePing on queue 'nobody-listens' of connection 'database' was not processed within 5 s"
+                % name) in summary.replace("\\\\", "\\")
+    for name in HOSTS[2:]:
+        assert "not reached %s: not run: the rollout stopped after batch 1" % name in summary
+        # The second batch was never reached: no task of the rollout's play ran there.
+        rollout = out[out.index("PLAY [Deploy the eLMS queue workers]"):out.index("PLAY [Summarise the deploy over the fleet]")]
+        assert "[%s]" % name not in rollout
+
+
 def test_a_batch_size_from_the_inventory_is_refused_before_any_host_changes():
     before = {name: worker_pids(name) for name in HOSTS}
     inventory = tempfile.mkdtemp()
