@@ -13,6 +13,8 @@ __metaclass__ = type
 
 import os
 
+from ansible.errors import AnsibleFilterError
+
 from ansible_collections.elms.queue_workers.plugins.module_utils import queue_apps, worker_alerts, worker_programs
 
 
@@ -32,14 +34,20 @@ def queue_worker_requirements(workers, settings):
     return worker_programs.host_requirements(workers, settings)
 
 
-def queue_workers_controller_path(path):
-    """An absolute path on the controller; a relative one is taken from where ansible-playbook runs.
+def queue_workers_controller_path(path, base=""):
+    """An absolute path on the controller; a relative one is taken from base, else from where ansible-playbook runs.
 
     Filters run in the controller's own process, whose working directory is the one the user
     started ansible-playbook in (the pipe lookup, by contrast, runs in the playbook's directory,
-    which for an installed collection is inside the collection).
+    which for an installed collection is inside the collection). Under ansible-runner (AWX,
+    Automation Platform, ansible-navigator) that directory is nobody's: base is then the job's
+    artifact directory, which the runner exports as AWX_ISOLATED_DATA_DIR and keeps with the job.
     """
-    return os.path.abspath(os.path.expanduser(str(path)))
+    path = os.path.expanduser(str(path))
+    base = os.path.expanduser(str(base or ""))
+    if base and not os.path.isabs(base):
+        raise AnsibleFilterError("queue_workers_controller_path: base must be an absolute directory, got %r" % base)
+    return os.path.abspath(os.path.join(base, path) if base else path)
 
 
 def queue_worker_errors(workers, settings, margin=30, allow_root=False, retry_after=0):
