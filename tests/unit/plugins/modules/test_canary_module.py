@@ -3,7 +3,7 @@
 """queue_workers_canary's argv and how it reads the app's answer (run_command mocked at argv level).
 
 The module against a real Laravel app, its workers and their queue runs in the fleet scenario
-(molecule/resources/layout_tests/test_fleet.py); these cover its error paths.
+(molecule/resources/fleet_tests/test_fleet.py); these cover its error paths.
 """
 
 from __future__ import absolute_import, division, print_function

@@ -6,6 +6,7 @@ the others itself. The tests build on each other in file order.
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -21,6 +22,7 @@ DEFAULT_PROCS = ["elms-default-worker:elms-default-worker_00", "elms-default-wor
 VIDEO_PROC = "elms-video-worker:elms-video-worker_00"
 WORKERS = DEFAULT_PROCS + [VIDEO_PROC]
 BATCHES = "(elms-fleet-1, elms-fleet-2 | elms-fleet-3, elms-fleet-4)"
+RESULT = re.compile(r"ok: \[[^\]]+\] => ")
 
 
 def on(name):
@@ -49,11 +51,18 @@ def artisan(name, *args):
         "'%s'" % arg for arg in args)))
 
 
+def run(name, *extra):
+    """Run a playbook of the collection over the fleet, results as JSON (long lines are never wrapped)."""
+    return playbook(name, None, *extra, ANSIBLE_CALLBACK_RESULT_FORMAT="json")
+
+
 def fleet_lines(out):
-    """The fleet summary's lines as the debug callback prints them."""
+    """The fleet summary's lines, as the last play printed them."""
     start = out.rfind("TASK [elms.queue_workers.queue_workers : Summarise the rollout over the fleet]")
     assert start >= 0, out[-3000:]
-    return out[start:]
+    found = RESULT.search(out, start)
+    assert found, out[start:start + 3000]
+    return "\n".join(json.JSONDecoder().raw_decode(out, found.end())[0]["msg"])
 
 
 def test_the_rollout_converged_every_host_and_each_processed_its_canary():
@@ -68,7 +77,7 @@ def test_the_rollout_converged_every_host_and_each_processed_its_canary():
 
 def test_a_no_change_rollout_reports_every_host_unchanged_batch_by_batch():
     before = {name: worker_pids(name) for name in HOSTS}
-    rc, out = playbook("site.yml", None, "-e", "queue_workers_batch=2")
+    rc, out = run("site.yml", "-e", "queue_workers_batch=2")
     assert rc == 0, out[-4000:]
     summary = fleet_lines(out)
     assert "site over 4 host(s) in 2 batch(es) %s; 2 batch(es) run." % BATCHES in summary
@@ -81,14 +90,14 @@ def test_a_no_change_rollout_reports_every_host_unchanged_batch_by_batch():
 
 def test_a_canary_no_worker_processes_fails_its_batch_and_stops_the_rollout():
     canary = {"job": "App\\Jobs\\WritePing", "args": ["unheard"], "queue": "nobody-listens", "timeout": 5}
-    rc, out = playbook("site.yml", None, "-e", "queue_workers_batch=2",
+    rc, out = run("site.yml", "-e", "queue_workers_batch=2",
                        "-e", json.dumps({"queue_workers_canary_job": canary}))
     assert rc != 0
     summary = fleet_lines(out)
     for name in HOSTS[:2]:
         assert ("FAILED %s: Push a canary job through the app and wait until a worker has processed it: the canary job "
                 "App\\Jobs\\WritePing on queue 'nobody-listens' of connection 'database' was not processed within 5 s"
-                % name) in summary.replace("\\\\", "\\")
+                % name) in summary
     for name in HOSTS[2:]:
         assert "not reached %s: not run: the rollout stopped after batch 1" % name in summary
         # The second batch was never reached: no task of the rollout's play ran there.
@@ -104,7 +113,7 @@ def test_a_batch_size_from_the_inventory_is_refused_before_any_host_changes():
         os.mkdir(os.path.join(inventory, "group_vars"))
         with open(os.path.join(inventory, "group_vars", "all.yml"), "w") as handle:
             handle.write("queue_workers_batch: 1\n")
-        rc, out = playbook("site.yml", None, "-i", inventory)
+        rc, out = run("site.yml", "-i", inventory)
     finally:
         shutil.rmtree(inventory)
     assert rc != 0
@@ -121,7 +130,7 @@ def test_a_restart_stops_after_a_batch_with_a_broken_host_and_leaves_later_batch
     assert broken.run("cp %s/config/queue.php /root/queue.php.good && echo 'broken(' >> %s/config/queue.php"
                       % (APP, APP)).rc == 0
     try:
-        rc, out = playbook("restart.yml", None, "-e", "queue_workers_batch=2")
+        rc, out = run("restart.yml", "-e", "queue_workers_batch=2")
     finally:
         assert broken.run("cp /root/queue.php.good %s/config/queue.php" % APP).rc == 0
     assert rc != 0
@@ -153,7 +162,7 @@ def test_a_clean_rolling_restart_recycles_every_host_while_an_encode_finishes():
     assert json.loads(started.content_string)["pid"] == before[encoding][VIDEO_PROC]
 
     began = time.time()
-    rc, out = playbook("restart.yml", None, "-e", "queue_workers_batch=2", "-e", "queue_workers_restart_wait=600")
+    rc, out = run("restart.yml", "-e", "queue_workers_batch=2", "-e", "queue_workers_restart_wait=600")
     assert rc == 0, out[-4000:]
     summary = fleet_lines(out)
     assert "changed: %s; unchanged: none; worker processes restarted: 12." % ", ".join(HOSTS) in summary
