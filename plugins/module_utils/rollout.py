@@ -135,12 +135,39 @@ def checks(batch, max_fail_percentage, canary_job, apps_plan, defaults_batch="10
     return errors
 
 
+def _words(value):
+    return " ".join(str(value or "").split())
+
+
+def _said(result):
+    """What a failed task's result says: its message, or the last line of its stderr or stdout."""
+    message = _words(result.get("msg"))
+    if message and message not in ("non-zero return code", "One or more items failed"):
+        return message
+    for stream in ("stderr", "stdout"):
+        lines = [line for line in str(result.get(stream) or "").splitlines() if line.strip()]
+        if lines:
+            return _words(lines[-1]) if not message else "%s: %s" % (message, _words(lines[-1]))
+    return message
+
+
 def _reason(error):
-    task = (error or {}).get("task") or "a task"
-    message = " ".join(str((error or {}).get("msg") or "failed without a message").split())
+    """The failed task's name and what it said; a loop's failed items each with theirs."""
+    error = error or {}
+    result = error.get("result") or {}
+    if not isinstance(result, dict):
+        result = {"msg": result}
+    if error.get("msg") and not result:
+        result = {"msg": error["msg"]}
+    items = [item for item in result.get("results") or [] if isinstance(item, dict) and item.get("failed")]
+    if items:
+        message = "; ".join("%s: %s" % (item.get("_ansible_item_label", item.get("item", "")), _said(item))
+                            for item in items)
+    else:
+        message = _said(result) or "failed without a message"
     if len(message) > REASON_LIMIT:
         message = message[:REASON_LIMIT - 3] + "..."
-    return "%s: %s" % (task, message)
+    return "%s: %s" % (error.get("task") or "a task", message)
 
 
 def _restarted_site(applied):

@@ -136,7 +136,9 @@ def test_a_restart_stops_after_a_batch_with_a_broken_host_and_leaves_later_batch
     assert rc != 0
     summary = fleet_lines(out)
     assert "restart over 4 host(s) in 2 batch(es) %s; 1 batch(es) run." % BATCHES in summary
+    # The failed item's own words: php's parse error in the file that was broken.
     assert "FAILED elms-fleet-1: Check that each app's cache store works" in summary
+    assert "elms: non-zero return code: PHP Parse error" in summary and "config/queue.php" in summary
     assert "changed: elms-fleet-2;" in summary
     assert "not reached elms-fleet-3: not run: the rollout stopped after batch 1" in summary
     assert "not reached elms-fleet-4: not run: the rollout stopped after batch 1" in summary
@@ -151,7 +153,7 @@ def test_a_restart_stops_after_a_batch_with_a_broken_host_and_leaves_later_batch
 def test_a_clean_rolling_restart_recycles_every_host_while_an_encode_finishes():
     encoding = HOSTS[2]
     name = "fleet-%d" % time.time()
-    assert artisan(encoding, "elms:dispatch-encode", name, "--duration=240", "--size=1280x720").rc == 0
+    assert artisan(encoding, "elms:dispatch-encode", name, "--duration=120", "--size=1280x720").rc == 0
     out_dir = "%s/storage/app/hls/%s" % (APP, name)
     started = on(encoding).file(out_dir + "/started.json")
     deadline = time.time() + 120

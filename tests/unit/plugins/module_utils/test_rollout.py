@@ -125,11 +125,27 @@ def test_site_outcomes():
     changed = rollout.outcome("site", result={"ready": True, "changed": True}, applied=applied)
     assert changed["status"] == "changed" and changed["workers_restarted"] == 2
     assert rollout.outcome("site", result={"ready": True}, installed=True)["status"] == "changed"
-    failed = rollout.outcome("site", error={"task": "Apply the worker programs", "msg": "x " * 400})
+    failed = rollout.outcome("site", error={"task": "Apply the worker programs", "result": {"msg": "x " * 400}})
     assert failed["status"] == "failed" and failed["reason"].startswith("Apply the worker programs: x x")
     assert len(failed["reason"]) <= rollout.REASON_LIMIT + len("Apply the worker programs: ")
     not_ready = rollout.outcome("site", result={"ready": False, "not_ready": ["no supervisord"]})
     assert not_ready["status"] == "failed" and "no supervisord" in not_ready["reason"]
+
+
+def test_a_failed_loop_names_each_failed_item_with_what_it_said():
+    result = {"msg": "One or more items failed", "failed": True, "results": [
+        {"item": {"name": "elms"}, "_ansible_item_label": "elms", "failed": True, "rc": 255, "msg": "non-zero return code",
+         "stderr": "PHP Warning: x\nPHP Parse error: syntax error, unexpected end of file in config/queue.php on line 94\n"},
+        {"item": {"name": "shop"}, "_ansible_item_label": "shop", "failed": False}]}
+    found = rollout.outcome("restart", error={"task": "Check the cache", "result": result})
+    assert found["reason"] == ("Check the cache: elms: non-zero return code: PHP Parse error: syntax error, unexpected "
+                               "end of file in config/queue.php on line 94")
+
+
+def test_a_failed_task_without_a_message_says_what_it_printed():
+    found = rollout.outcome("site", error={"task": "Run it", "result": {"rc": 1, "stdout": "first\nlast words\n"}})
+    assert found["reason"] == "Run it: last words"
+    assert rollout.outcome("site", error={"task": "T", "result": {}})["reason"] == "T: failed without a message"
 
 
 def test_restart_outcomes():
