@@ -1263,7 +1263,11 @@ def section_fleet(runner):
     for row in rows:
         if row["hosts"] == compared and compared > sizes[0]:
             result["met"][row["forks"]] = row["growth"] is not None and row["growth"] <= FLEET_TARGET
-    result["restart"] = measure_restart(runner, hosts, inventories, sizes)
+    # A failed restart must not lose the no-change figures: it is reported, and fails the command.
+    try:
+        result["restart"] = measure_restart(runner, hosts, inventories, sizes)
+    except BenchError as error:
+        result["restart"], result["restart_error"] = None, str(error)
     runner.remove(hosts)
     return result
 
@@ -1626,7 +1630,7 @@ def render_fleet(r, summary, details):
                    ", ".join(str(f) for f in r["forks"]), r["repeat"]), "",
                 "| hosts | forks | no-change (median) | seconds per round | growth vs %d | ping | ping growth "
                 "| no-change ÷ ping | controller CPU per host (site; ping) | remote calls per host | peak Pss / VmRSS "
-                "sum, processes | largest process | load average |" % base_hosts,
+                "sum, processes | largest process | load average after its rounds |" % base_hosts,
                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         details.append("| %d | %d | %s | %s | %s | %s | %s | %s | %s; %s | %s%s | %s / %s MiB, %d | %s MiB | %s |" % (
@@ -1653,6 +1657,8 @@ def render_fleet(r, summary, details):
                        ", ".join(fmt(x, "", 1) for x in restart["one_seconds"]), fmt(restart["one_median"], " s", 1),
                        fmt(restart["ratio"], "×"), restart["batches"], fmt(restart["cpu_per_host"], " s"),
                        fmt_count(restart["remote_calls_per_host"]))]
+    if r.get("restart_error"):
+        details += ["", "**The rolling restart failed:** `%s`" % r["restart_error"].splitlines()[0]]
     details.append("")
 
 
@@ -1826,6 +1832,8 @@ def main(argv):
                         runner.remove([MAIN])  # leave the CPUs to the sections with fresh hosts
                 else:
                     results[section] = SECTION_FUNCTIONS[section](runner)
+                    if results[section].get("restart_error"):
+                        errors[section] = "the rolling restart failed: " + results[section]["restart_error"]
             except Exception as error:  # noqa: BLE001 - one section's failure must not lose the others
                 errors[section] = str(error) if isinstance(error, BenchError) else "%s: %s" % (
                     type(error).__name__, error)
