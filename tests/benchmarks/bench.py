@@ -167,8 +167,9 @@ class Runner:
                         "-v", "/sys/fs/cgroup:/sys/fs/cgroup:ro", "--tmpfs", "/run", "--tmpfs", "/run/lock",
                         "--tmpfs", "/tmp", "--stop-signal", "SIGRTMIN+3", image)
         pending = set(names)
-        # Many systemds booting at once on a few cores take longer than one.
-        deadline = time.monotonic() + 90 + 5 * len(names)
+        # Counted from the last start: many systemds booting at once on a few cores take
+        # longer than one.
+        deadline = time.monotonic() + 90 + 10 * len(names)
         while pending:
             for name in sorted(pending):
                 state = self.docker("exec", name, "systemctl", "is-system-running", check=False).stdout.strip()
@@ -1053,12 +1054,12 @@ def section_responsiveness(runner, inventory):
     return result
 
 
-def fresh_hosts(runner, size):
-    """Start `size` fresh hosts without supervisor or FFmpeg and deploy the app fixture to
-    all of them in one run (not timed; the site playbook checks the app's artisan)."""
+def fresh_hosts(runner, size, image=IMAGE_PHP):
+    """Start `size` fresh hosts (by default without supervisor or FFmpeg) and deploy the app
+    fixture to all of them in one run (not timed; the site playbook checks the app's artisan)."""
     names = ["%sfresh%d-%02d" % (PREFIX, size, i) for i in range(1, size + 1)]
-    log("%d fresh host(s) from %s: starting, deploying the app fixture" % (size, IMAGE_PHP))
-    runner.start(names, IMAGE_PHP)
+    log("%d fresh host(s) from %s: starting, deploying the app fixture" % (size, image))
+    runner.start(names, image)
     inventory = runner.inventory("fresh%d" % size, names)
     runner.deploy_fixture("fresh%d-fixture" % size, inventory)
     return names, inventory
@@ -1168,11 +1169,12 @@ RESTART_BATCH = "25%"
 
 def fleet_seed(runner):
     """One converged host to clone: the first-converge section's last site host when it was
-    kept, else a fresh host converged here. Returns (name, its first converge's summary)."""
+    kept, else a fresh host converged here (from the app image, FFmpeg preinstalled: the
+    install is not what this section measures). Returns (name, its first converge's summary)."""
     if 1 in runner.converged:
         names, _, first, _ = runner.converged.pop(1)
         return names[0], first
-    names, inventory = fresh_hosts(runner, 1)
+    names, inventory = fresh_hosts(runner, 1, IMAGE_APP)
     log("fleet: first converge of %s (the host the others are cloned from)" % names[0])
     return names[0], runner.site("fleet-seed-first", inventory).summary()
 
@@ -1213,18 +1215,26 @@ def section_fleet(runner):
     kinds = [(kind, forks) for forks in args.fleet_forks for kind in ("site", "ping")]
     rows = []
     inventories = {}
+    error = None
     for size in sizes:
-        inventory = grow_fleet(runner, hosts, size, image, processes)
+        # A size that cannot be measured (clones that do not boot in time on a loaded
+        # machine) keeps the smaller sizes' figures: reported, and the command fails.
+        try:
+            inventory = grow_fleet(runner, hosts, size, image, processes)
+            runs = {kind: [] for kind in kinds}
+            for i in range(args.fleet_repeat):
+                order = rotated(kinds, i)
+                log("fleet of %d: round %d of %d (%s)" % (size, i + 1, args.fleet_repeat,
+                                                          ", ".join("%s forks %d" % k for k in order)))
+                for kind, forks in order:
+                    label = "fleet%d-%s-f%d-%d" % (size, "nochange" if kind == "site" else "ping", forks, i + 1)
+                    command = runner.site if kind == "site" else runner.ping
+                    runs[(kind, forks)].append(command(label, inventory, forks=forks, memory=True))
+        except BenchError as failure:
+            error = "fleet of %d: %s" % (size, failure)
+            log(error)
+            break
         inventories[size] = inventory
-        runs = {kind: [] for kind in kinds}
-        for i in range(args.fleet_repeat):
-            order = rotated(kinds, i)
-            log("fleet of %d: round %d of %d (%s)" % (size, i + 1, args.fleet_repeat,
-                                                      ", ".join("%s forks %d" % k for k in order)))
-            for kind, forks in order:
-                label = "fleet%d-%s-f%d-%d" % (size, "nochange" if kind == "site" else "ping", forks, i + 1)
-                command = runner.site if kind == "site" else runner.ping
-                runs[(kind, forks)].append(command(label, inventory, forks=forks, memory=True))
         for forks in args.fleet_forks:
             site, ping = runs[("site", forks)], runs[("ping", forks)]
             summaries = [r.summary(size) for r in site]
@@ -1248,6 +1258,9 @@ def section_fleet(runner):
                 "samples_min": min(m["samples"] for m in memory),
                 "maxrss_mib": round(max(r.maxrss_kib for r in site) / 1024, 1),
             })
+    if not rows:
+        raise BenchError(error)
+    sizes = sorted({row["hosts"] for row in rows})
     for row in rows:
         base = next(r for r in rows if r["forks"] == row["forks"] and r["hosts"] == sizes[0])
         row["growth"] = ratio(row["nochange_median"], base["nochange_median"])
@@ -1255,7 +1268,7 @@ def section_fleet(runner):
         row["nochange_vs_ping"] = ratio(row["nochange_median"], row["ping_median"])
     result = {"forks": args.fleet_forks, "repeat": args.fleet_repeat, "sizes": sizes, "rows": rows,
               "target_ratio": FLEET_TARGET, "image": image, "processes_per_host": processes,
-              "first_converge": first}
+              "first_converge": first, "error": error}
     # The target compares 10 hosts with 1 (the largest size up to 10 when 10 is not run).
     compared = max([n for n in sizes if n <= 10] or [sizes[-1]])
     result["target_hosts"] = compared
@@ -1265,7 +1278,7 @@ def section_fleet(runner):
             result["met"][row["forks"]] = row["growth"] is not None and row["growth"] <= FLEET_TARGET
     # A failed restart must not lose the no-change figures: it is reported, and fails the command.
     try:
-        result["restart"] = measure_restart(runner, hosts, inventories, sizes)
+        result["restart"] = measure_restart(runner, hosts[:max(sizes)], inventories, sizes)
     except BenchError as error:
         result["restart"], result["restart_error"] = None, str(error)
     runner.remove(hosts)
@@ -1657,6 +1670,8 @@ def render_fleet(r, summary, details):
                        ", ".join(fmt(x, "", 1) for x in restart["one_seconds"]), fmt(restart["one_median"], " s", 1),
                        fmt(restart["ratio"], "×"), restart["batches"], fmt(restart["cpu_per_host"], " s"),
                        fmt_count(restart["remote_calls_per_host"]))]
+    if r.get("error"):
+        details += ["", "**Not measured beyond %d hosts:** `%s`" % (largest, r["error"].splitlines()[0])]
     if r.get("restart_error"):
         details += ["", "**The rolling restart failed:** `%s`" % r["restart_error"].splitlines()[0]]
     details.append("")
@@ -1832,7 +1847,9 @@ def main(argv):
                         runner.remove([MAIN])  # leave the CPUs to the sections with fresh hosts
                 else:
                     results[section] = SECTION_FUNCTIONS[section](runner)
-                    if results[section].get("restart_error"):
+                    if results[section].get("error"):
+                        errors[section] = results[section]["error"]
+                    elif results[section].get("restart_error"):
                         errors[section] = "the rolling restart failed: " + results[section]["restart_error"]
             except Exception as error:  # noqa: BLE001 - one section's failure must not lose the others
                 errors[section] = str(error) if isinstance(error, BenchError) else "%s: %s" % (
