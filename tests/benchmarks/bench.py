@@ -176,7 +176,7 @@ class Runner:
                 if state in ("running", "degraded"):
                     pending.discard(name)
             if pending and time.monotonic() > deadline:
-                raise BenchError("systemd did not come up in %s" % ", ".join(sorted(pending)))
+                raise BenchError("systemd did not come up in %s%s" % (", ".join(sorted(pending)), inotify_hint()))
             if pending:
                 time.sleep(1)
 
@@ -387,6 +387,19 @@ class TreeMemory(threading.Thread):
     def result(self):
         return {"samples": self.samples, "interval_s": self.interval, "peak_rss_mib": round(self.peak_rss_kib / 1024, 1),
                 "peak_pss_mib": round(self.peak_pss_kib / 1024, 1), "peak_processes": self.peak_processes}
+
+
+def inotify_hint():
+    """Why many systemd containers may not boot: every systemd (and its .path units) takes
+    inotify instances, which all root processes of all containers share."""
+    try:
+        with open("/proc/sys/fs/inotify/max_user_instances") as handle:
+            limit = int(handle.read())
+    except (OSError, ValueError):
+        return ""
+    return (" (each systemd takes inotify instances, shared by every container's root: "
+            "fs.inotify.max_user_instances is %d here; `sysctl fs.inotify.max_user_instances=1024` "
+            "lets more containers boot)" % limit)
 
 
 def classify_exec(command):
