@@ -1186,10 +1186,10 @@ def fleet_seed(runner):
     install is not what this section measures). Returns (name, its first converge's summary)."""
     if 1 in runner.converged:
         names, _, first, _ = runner.converged.pop(1)
-        return names[0], first
+        return names[0], IMAGE_PHP, first
     names, inventory = fresh_hosts(runner, 1, IMAGE_APP)
     log("fleet: first converge of %s (the host the others are cloned from)" % names[0])
-    return names[0], runner.site("fleet-seed-first", inventory).summary()
+    return names[0], IMAGE_APP, runner.site("fleet-seed-first", inventory).summary()
 
 
 def grow_fleet(runner, hosts, size, image, processes):
@@ -1219,7 +1219,7 @@ def section_fleet(runner):
     converged host), the controller's CPU and memory, and a rolling restart."""
     args = runner.args
     sizes = sorted(set(args.fleet))
-    seed, first = fleet_seed(runner)
+    seed, seed_image, first = fleet_seed(runner)
     processes = len(wait_for_workers(runner, seed, 1))
     image = "%s:%d" % (FLEET_IMAGE, os.getpid())
     log("fleet: committing %s to %s" % (seed, image))
@@ -1281,7 +1281,7 @@ def section_fleet(runner):
         row["nochange_vs_ping"] = ratio(row["nochange_median"], row["ping_median"])
     result = {"forks": args.fleet_forks, "repeat": args.fleet_repeat, "sizes": sizes, "rows": rows,
               "target_ratio": FLEET_TARGET, "image": image, "processes_per_host": processes,
-              "first_converge": first, "error": error}
+              "first_converge": first, "seed_image": seed_image, "error": error}
     # The target compares 10 hosts with 1 (the largest size up to 10 when 10 is not run).
     compared = max([n for n in sizes if n <= 10] or [sizes[-1]])
     result["target_hosts"] = compared
@@ -1651,7 +1651,7 @@ def render_fleet(r, summary, details):
                 "all its descendants (worker forks, docker CLI): the peak of the sum of their Pss (shared pages split "
                 "between the processes sharing them: the tree's real footprint) and of their VmRSS (shared pages "
                 "counted in each fork: an upper bound); and `ru_maxrss` from `os.wait4`, the largest single process."
-                % (IMAGE_PHP, fmt(first["seconds"], " s", 1), fmt_count(first["remote_calls"]), r["image"],
+                % (r.get("seed_image", IMAGE_PHP), fmt(first["seconds"], " s", 1), fmt_count(first["remote_calls"]), r["image"],
                    r["processes_per_host"], ", ".join(str(n) for n in r["sizes"]), os.cpu_count(),
                    ", ".join(str(f) for f in r["forks"]), r["repeat"]), "",
                 "| hosts | forks | no-change (median) | seconds per round | growth vs %d | ping | ping growth "
