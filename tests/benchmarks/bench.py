@@ -26,6 +26,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -36,6 +37,7 @@ SHIM_DIR = HERE / "shim"
 CALLBACK_DIR = HERE / "callback"
 OUT = REPO / ".build" / "bench"
 SITE = REPO / "playbooks" / "site.yml"
+RESTART = REPO / "playbooks" / "restart.yml"
 FIXTURE = REPO / "tests" / "fixtures" / "laravel_app" / "deploy.yml"
 # The hand-written playbook a competent admin would write for the same two workers: the
 # floor of the no-change and one-worker-change figures.
@@ -47,6 +49,9 @@ DEFAULTS = REPO / "roles" / "queue_workers" / "defaults" / "main.yml"
 IMAGE_PHP = "elms-test/debian12-php:latest"
 IMAGE_APP = "elms-test/debian12-app:latest"
 PREFIX = "elms-bench-"
+# The fleet's hosts are clones of one converged host, committed to a throwaway image under
+# this repository name (tagged with the bench's process id, removed at the end).
+FLEET_IMAGE = "elms-bench/fleet"
 MAIN = PREFIX + "main"
 MINIMAL = PREFIX + "minimal"
 APP_DIR = "/var/www/html"
@@ -110,6 +115,7 @@ class Runner:
     def __init__(self, args):
         self.args = args
         self.containers = set()
+        self.images = set()
         # Why the shared host's site converge failed, when it did: the no-change section
         # still measures its floors (ping, the minimal playbook), the others cannot run.
         self.main_error = None
@@ -161,14 +167,16 @@ class Runner:
                         "-v", "/sys/fs/cgroup:/sys/fs/cgroup:ro", "--tmpfs", "/run", "--tmpfs", "/run/lock",
                         "--tmpfs", "/tmp", "--stop-signal", "SIGRTMIN+3", image)
         pending = set(names)
-        deadline = time.monotonic() + 90
+        # Counted from the last start: many systemds booting at once on a few cores take
+        # longer than one.
+        deadline = time.monotonic() + 90 + 10 * len(names)
         while pending:
             for name in sorted(pending):
                 state = self.docker("exec", name, "systemctl", "is-system-running", check=False).stdout.strip()
                 if state in ("running", "degraded"):
                     pending.discard(name)
             if pending and time.monotonic() > deadline:
-                raise BenchError("systemd did not come up in %s" % ", ".join(sorted(pending)))
+                raise BenchError("systemd did not come up in %s%s" % (", ".join(sorted(pending)), inotify_hint()))
             if pending:
                 time.sleep(1)
 
@@ -178,12 +186,23 @@ class Runner:
             self.docker("rm", "-f", *names, check=False)
             self.containers.difference_update(names)
 
+    def commit(self, container, tag):
+        """A throwaway image of a container (removed by remove_all, with --keep too)."""
+        self.images.add(tag)
+        self.docker("commit", container, tag)
+
     def remove_all(self):
         if self.containers and not self.args.keep:
             log("removing containers: %s" % " ".join(sorted(self.containers)))
             self.remove(sorted(self.containers))
         elif self.containers:
             log("--keep: left running: %s" % " ".join(sorted(self.containers)))
+        if self.images and not self.containers:
+            log("removing images: %s" % " ".join(sorted(self.images)))
+            self.docker("rmi", *sorted(self.images), check=False)
+            self.images.clear()
+        elif self.images:
+            log("--keep: left the image(s) of the kept containers: %s" % " ".join(sorted(self.images)))
 
     # Ansible, through the shim (remote calls) and the callback (tasks)
 
@@ -211,8 +230,9 @@ class Runner:
         })
         return env
 
-    def ansible_run(self, label, argv, check=True):
-        """Run an Ansible command; return its wall time and what it did (AnsibleRun)."""
+    def ansible_run(self, label, argv, check=True, memory=False):
+        """Run an Ansible command; return its wall time and what it did (AnsibleRun).
+        memory: also sample the memory of its process tree while it runs (TreeMemory)."""
         for suffix in (".docker", ".events"):
             (self.run_dir / (label + suffix)).unlink(missing_ok=True)
         log_path = self.log_dir / (label + ".log")
@@ -223,6 +243,9 @@ class Runner:
             start = time.perf_counter()
             proc = subprocess.Popen([str(a) for a in argv], stdout=out, stderr=subprocess.STDOUT,
                                     env=self.env(label), cwd=REPO)
+            sampler = TreeMemory(proc.pid) if memory else None
+            if sampler:
+                sampler.start()
             try:
                 # wait4 gives the CPU time of this process and of every descendant it
                 # waited for: Ansible's worker forks and the docker CLI they run.
@@ -231,6 +254,9 @@ class Runner:
                 proc.kill()
                 proc.wait()
                 raise
+            finally:
+                if sampler:
+                    sampler.finish()
             seconds = time.perf_counter() - start
             ended_at = time.time()
             proc.returncode = os.waitstatus_to_exitcode(status)
@@ -241,17 +267,24 @@ class Runner:
                 label, proc.returncode, ": " + reason[:300] if reason else "", log_path, "\n".join(lines[-25:])))
         return AnsibleRun(label, seconds, proc.returncode, self.run_dir / (label + ".docker"),
                           self.run_dir / (label + ".events"), cpu_seconds=usage.ru_utime + usage.ru_stime,
-                          started_at=started_at, ended_at=ended_at)
+                          started_at=started_at, ended_at=ended_at,
+                          # Linux: KiB, the largest single process among it and the descendants it waited for.
+                          maxrss_kib=usage.ru_maxrss, memory=sampler.result() if sampler else None)
 
-    def ping(self, label, inventory):
+    def ping(self, label, inventory, forks=None, memory=False):
         return self.ansible_run(label, [self.ansible, "-i", inventory, "all", "-m", "ansible.builtin.ping",
-                                        "-f", self.args.forks])
+                                        "-f", forks or self.args.forks], memory=memory)
 
-    def site(self, label, inventory, extra_vars=None):
-        argv = [self.ansible_playbook, "-i", inventory, SITE, "-f", self.args.forks]
+    def site(self, label, inventory, extra_vars=None, forks=None, memory=False):
+        argv = [self.ansible_playbook, "-i", inventory, SITE, "-f", forks or self.args.forks]
         if extra_vars:
             argv += ["-e", "@%s" % extra_vars]
-        return self.ansible_run(label, argv)
+        return self.ansible_run(label, argv, memory=memory)
+
+    def restart(self, label, inventory, batch, forks=None):
+        """playbooks/restart.yml with queue_workers_batch (a count or a percentage)."""
+        return self.ansible_run(label, [self.ansible_playbook, "-i", inventory, RESTART, "-f", forks or self.args.forks,
+                                        "-e", "queue_workers_batch=%s" % batch])
 
     def minimal(self, label, inventory, extra_vars=None):
         argv = [self.ansible_playbook, "-i", inventory, MINIMAL_SITE, "-f", self.args.forks]
@@ -287,6 +320,88 @@ class Runner:
         return path
 
 
+class TreeMemory(threading.Thread):
+    """Samples the memory of a process and its descendants (Ansible and its worker forks,
+    the docker CLI and shim processes) every `interval` seconds while it runs: the sum of
+    their VmRSS (/proc/PID/status; pages the forks share with their parent are counted in
+    each, so an upper bound) and of their Pss (/proc/PID/smaps_rollup: shared pages split
+    between the processes sharing them, so the tree's real footprint). Peaks are kept."""
+
+    def __init__(self, pid, interval=0.25):
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.interval = interval
+        self.halt = threading.Event()
+        self.samples = 0
+        self.peak_rss_kib = 0
+        self.peak_pss_kib = 0
+        self.peak_processes = 0
+
+    @staticmethod
+    def _field(path, name):
+        try:
+            with open(path) as handle:
+                for line in handle:
+                    if line.startswith(name):
+                        return int(line.split()[1])
+        except OSError:  # the process has just exited
+            pass
+        return 0
+
+    def tree(self):
+        children = {}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % entry.name) as handle:
+                    ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+        found, todo = [], [self.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            todo.extend(children.get(pid, []))
+        return found
+
+    def sample(self):
+        pids = self.tree()
+        rss = sum(self._field("/proc/%d/status" % pid, "VmRSS:") for pid in pids)
+        pss = sum(self._field("/proc/%d/smaps_rollup" % pid, "Pss:") for pid in pids)
+        self.samples += 1
+        self.peak_rss_kib = max(self.peak_rss_kib, rss)
+        self.peak_pss_kib = max(self.peak_pss_kib, pss)
+        self.peak_processes = max(self.peak_processes, len(pids))
+
+    def run(self):
+        while not self.halt.is_set():
+            self.sample()
+            self.halt.wait(self.interval)
+
+    def finish(self):
+        self.halt.set()
+        self.join()
+
+    def result(self):
+        return {"samples": self.samples, "interval_s": self.interval, "peak_rss_mib": round(self.peak_rss_kib / 1024, 1),
+                "peak_pss_mib": round(self.peak_pss_kib / 1024, 1), "peak_processes": self.peak_processes}
+
+
+def inotify_hint():
+    """Why many systemd containers may not boot: every systemd (and its .path units) takes
+    inotify instances, which all root processes of all containers share."""
+    try:
+        with open("/proc/sys/fs/inotify/max_user_instances") as handle:
+            limit = int(handle.read())
+    except (OSError, ValueError):
+        return ""
+    return (" (each systemd takes inotify instances, shared by every container's root: "
+            "fs.inotify.max_user_instances is %d here; `sysctl fs.inotify.max_user_instances=1024` "
+            "lets more containers boot)" % limit)
+
+
 def classify_exec(command):
     """What a `docker exec ... /bin/sh -c COMMAND` of the docker connection does."""
     if "dd of=" in command:
@@ -310,8 +425,10 @@ class AnsibleRun:
     """One ansible/ansible-playbook run: wall time, tasks (callback), remote calls (shim)."""
 
     def __init__(self, label, seconds, rc, docker_log, events_log, cpu_seconds=None, started_at=None,
-                 ended_at=None):
+                 ended_at=None, maxrss_kib=None, memory=None):
         self.label = label
+        self.maxrss_kib = maxrss_kib
+        self.memory = memory
         self.seconds = seconds
         # Wall-clock (epoch) start and end of the process, on the callback's clock.
         self.started_at = started_at
@@ -950,12 +1067,12 @@ def section_responsiveness(runner, inventory):
     return result
 
 
-def fresh_hosts(runner, size):
-    """Start `size` fresh hosts without supervisor or FFmpeg and deploy the app fixture to
-    all of them in one run (not timed; the site playbook checks the app's artisan)."""
+def fresh_hosts(runner, size, image=IMAGE_PHP):
+    """Start `size` fresh hosts (by default without supervisor or FFmpeg) and deploy the app
+    fixture to all of them in one run (not timed; the site playbook checks the app's artisan)."""
     names = ["%sfresh%d-%02d" % (PREFIX, size, i) for i in range(1, size + 1)]
-    log("%d fresh host(s) from %s: starting, deploying the app fixture" % (size, IMAGE_PHP))
-    runner.start(names, IMAGE_PHP)
+    log("%d fresh host(s) from %s: starting, deploying the app fixture" % (size, image))
+    runner.start(names, image)
     inventory = runner.inventory("fresh%d" % size, names)
     runner.deploy_fixture("fresh%d-fixture" % size, inventory)
     return names, inventory
@@ -963,9 +1080,8 @@ def fresh_hosts(runner, size):
 
 # Tasks whose time is the package install itself, which the bare apt-get floor also pays.
 PACKAGE_ACTIONS = {"ansible.builtin.package", "ansible.builtin.apt", "ansible.builtin.dnf", "package", "apt", "dnf"}
-# No target is set for the first converge yet; a ratio set here (site ÷ bare install)
-# counts as met only when every round meets it.
-FIRST_CONVERGE_TARGET = None
+# The first converge (site ÷ bare install): met only when every round meets it.
+FIRST_CONVERGE_TARGET = 1.3
 
 
 def bare_install(runner, container):
@@ -994,7 +1110,7 @@ def section_first_converge(runner):
     every round)."""
     args = runner.args
     floor = PREFIX + "floor"
-    keep_for_fleet = "fleet" in args.only and 1 in args.fleet
+    keep_for_fleet = "fleet" in args.only
     result = {"floor_commands": [shlex.join(c) for c in FLOOR_INSTALLS], "target_ratio": FIRST_CONVERGE_TARGET,
               "rounds": []}
     for i in range(args.converge_rounds):
@@ -1051,51 +1167,170 @@ def section_first_converge(runner):
     return result
 
 
+def changed_per_host(run):
+    """{host: tasks changed} of a playbook run, every host of its results listed."""
+    hosts = {}
+    for event in run.events:
+        if event["event"] == "result":
+            hosts[event["host"]] = hosts.get(event["host"], 0) + (event["status"] == "changed")
+    return hosts
+
+
+FLEET_TARGET = 2.0  # no-change rerun of 10 hosts: at most this times one host's, at each forks setting
+RESTART_BATCH = "25%"
+
+
+def fleet_seed(runner):
+    """One converged host to clone: the first-converge section's last site host when it was
+    kept, else a fresh host converged here (from the app image, FFmpeg preinstalled: the
+    install is not what this section measures). Returns (name, its first converge's summary)."""
+    if 1 in runner.converged:
+        names, _, first, _ = runner.converged.pop(1)
+        return names[0], IMAGE_PHP, first
+    names, inventory = fresh_hosts(runner, 1, IMAGE_APP)
+    log("fleet: first converge of %s (the host the others are cloned from)" % names[0])
+    return names[0], IMAGE_APP, runner.site("fleet-seed-first", inventory).summary()
+
+
+def grow_fleet(runner, hosts, size, image, processes):
+    """Start clones until the fleet has `size` hosts, wait for their workers, and check
+    with one site run over the whole fleet that every host is at no-change."""
+    new = ["%sfleet-%02d" % (PREFIX, i) for i in range(len(hosts) + 1, size + 1)]
+    if new:
+        log("fleet: starting %d clone(s) of the converged host" % len(new))
+        runner.start(new, image)
+        for name in new:
+            wait_for_workers(runner, name, processes, timeout=120)
+        hosts.extend(new)
+    inventory = runner.inventory("fleet%d" % size, hosts)
+    log("fleet of %d: site run to check that every host is at no-change (not timed)" % size)
+    run = runner.site("fleet%d-check" % size, inventory, forks=max(runner.args.fleet_forks))
+    changed = {host: n for host, n in changed_per_host(run).items() if n}
+    missing = sorted(set(hosts) - set(changed_per_host(run)))
+    if changed or missing:
+        raise BenchError("fleet of %d: not every host is at no-change: %s" % (size, "; ".join(
+            ["%s changed %d task(s)" % item for item in sorted(changed.items())]
+            + ["%s has no result" % host for host in missing])))
+    return inventory
+
+
 def section_fleet(runner):
-    """2. First converge and no-change rerun against 1, 5, 10 fresh hosts."""
+    """2. No-change rerun of 1, 5, 10, 20 hosts at several forks settings (clones of one
+    converged host), the controller's CPU and memory, and a rolling restart."""
     args = runner.args
+    sizes = sorted(set(args.fleet))
+    seed, seed_image, first = fleet_seed(runner)
+    processes = len(wait_for_workers(runner, seed, 1))
+    image = "%s:%d" % (FLEET_IMAGE, os.getpid())
+    log("fleet: committing %s to %s" % (seed, image))
+    runner.commit(seed, image)
+    hosts = [seed]
+    kinds = [(kind, forks) for forks in args.fleet_forks for kind in ("site", "ping")]
     rows = []
-    for size in args.fleet:
-        if size in runner.converged:
-            names, inventory, first, first_load = runner.converged.pop(size)
-        else:
-            names, inventory = fresh_hosts(runner, size)
-            log("fleet of %d: first converge" % size)
-            first_load = load_average()
-            first = runner.site("fresh%d-first" % size, inventory).summary(size)
-        pings, reruns = [], []
-        for i in range(1, args.fleet_repeat + 1):
-            log("fleet of %d: round %d of %d (ping, then no-change site)" % (size, i, args.fleet_repeat))
-            pings.append(runner.ping("fleet%d-ping-%d" % (size, i), inventory).summary(size))
-            reruns.append(runner.site("fleet%d-nochange-%d" % (size, i), inventory).summary(size))
-        runner.remove(names)
-        rows.append({
-            "hosts": size,
-            "load_average_before_first": first_load,
-            "first_converge_seconds": first["seconds"],
-            "nochange_seconds": median([r["seconds"] for r in reruns]),
-            "nochange_changed_max": max(r["tasks_changed"] for r in reruns),
-            "ping_seconds": median([p["seconds"] for p in pings]),
-            "remote_calls_per_host": {"first": first["remote_calls"], "nochange": reruns[0]["remote_calls"]},
-        })
-    base = rows[0]
+    inventories = {}
+    error = None
+    for size in sizes:
+        # A size that cannot be measured (clones that do not boot in time on a loaded
+        # machine) keeps the smaller sizes' figures: reported, and the command fails.
+        try:
+            inventory = grow_fleet(runner, hosts, size, image, processes)
+            runs = {kind: [] for kind in kinds}
+            for i in range(args.fleet_repeat):
+                order = rotated(kinds, i)
+                log("fleet of %d: round %d of %d (%s)" % (size, i + 1, args.fleet_repeat,
+                                                          ", ".join("%s forks %d" % k for k in order)))
+                for kind, forks in order:
+                    label = "fleet%d-%s-f%d-%d" % (size, "nochange" if kind == "site" else "ping", forks, i + 1)
+                    command = runner.site if kind == "site" else runner.ping
+                    runs[(kind, forks)].append(command(label, inventory, forks=forks, memory=True))
+        except BenchError as failure:
+            error = "fleet of %d: %s" % (size, failure)
+            log(error)
+            break
+        inventories[size] = inventory
+        for forks in args.fleet_forks:
+            site, ping = runs[("site", forks)], runs[("ping", forks)]
+            summaries = [r.summary(size) for r in site]
+            cpu = [s["controller_cpu_seconds"] for s in summaries]
+            memory = [r.memory for r in site]
+            rows.append({
+                "hosts": size,
+                "forks": forks,
+                "load_average": load_average(),
+                "nochange_seconds": [round(r.seconds, 3) for r in site],
+                "nochange_median": median([r.seconds for r in site]),
+                "nochange_changed_max": max(s["tasks_changed"] for s in summaries),
+                "ping_median": median([r.seconds for r in ping]),
+                "cpu_per_host": median(cpu) / size,
+                "ping_cpu_per_host": median([r.cpu_seconds for r in ping]) / size,
+                "remote_calls_per_host": summaries[0]["remote_calls"],
+                "remote_calls_varied": len({s["remote_calls"] for s in summaries}) > 1,
+                "peak_rss_mib": max(m["peak_rss_mib"] for m in memory),
+                "peak_pss_mib": max(m["peak_pss_mib"] for m in memory),
+                "peak_processes": max(m["peak_processes"] for m in memory),
+                "samples_min": min(m["samples"] for m in memory),
+                "maxrss_mib": round(max(r.maxrss_kib for r in site) / 1024, 1),
+            })
+    if not rows:
+        raise BenchError(error)
+    sizes = sorted({row["hosts"] for row in rows})
     for row in rows:
-        n = row["hosts"]
-        row["first_per_host"] = row["first_converge_seconds"] / n
-        row["nochange_per_host"] = row["nochange_seconds"] / n
-        row["first_growth"] = ratio(row["first_converge_seconds"], base["first_converge_seconds"])
-        row["nochange_growth"] = ratio(row["nochange_seconds"], base["nochange_seconds"])
-        row["ping_growth"] = ratio(row["ping_seconds"], base["ping_seconds"])
-        row["nochange_vs_ping"] = ratio(row["nochange_seconds"], row["ping_seconds"])
-    last = rows[-1]
-    slope = None
-    if last["hosts"] > base["hosts"]:
-        extra = last["hosts"] - base["hosts"]
-        slope = {
-            "first": (last["first_converge_seconds"] - base["first_converge_seconds"]) / extra,
-            "nochange": (last["nochange_seconds"] - base["nochange_seconds"]) / extra,
-        }
-    return {"forks": args.forks, "repeat": args.fleet_repeat, "rows": rows, "seconds_per_added_host": slope}
+        base = next(r for r in rows if r["forks"] == row["forks"] and r["hosts"] == sizes[0])
+        row["growth"] = ratio(row["nochange_median"], base["nochange_median"])
+        row["ping_growth"] = ratio(row["ping_median"], base["ping_median"])
+        row["nochange_vs_ping"] = ratio(row["nochange_median"], row["ping_median"])
+    result = {"forks": args.fleet_forks, "repeat": args.fleet_repeat, "sizes": sizes, "rows": rows,
+              "target_ratio": FLEET_TARGET, "image": image, "processes_per_host": processes,
+              "first_converge": first, "seed_image": seed_image, "error": error}
+    # The target compares 10 hosts with 1 (the largest size up to 10 when 10 is not run).
+    compared = max([n for n in sizes if n <= 10] or [sizes[-1]])
+    result["target_hosts"] = compared
+    result["met"] = {}
+    for row in rows:
+        if row["hosts"] == compared and compared > sizes[0]:
+            result["met"][row["forks"]] = row["growth"] is not None and row["growth"] <= FLEET_TARGET
+    # A failed restart must not lose the no-change figures: it is reported, and fails the command.
+    try:
+        result["restart"] = measure_restart(runner, hosts[:max(sizes)], inventories, sizes)
+    except BenchError as error:
+        result["restart"], result["restart_error"] = None, str(error)
+    runner.remove(hosts)
+    return result
+
+
+def measure_restart(runner, hosts, inventories, sizes):
+    """playbooks/restart.yml over the fleet (at most --restart-hosts hosts) in batches of
+    RESTART_BATCH, against a restart of one host; alternating which goes first. The
+    workers are idle: nothing has been dispatched to these hosts."""
+    args = runner.args
+    many = max([n for n in sizes if n <= args.restart_hosts] or [min(sizes)])
+    if many < 2:
+        return None
+    one_inventory = inventories.get(1) or runner.inventory("fleet-restart1", hosts[:1])
+    many_inventory = inventories.get(many) or runner.inventory("fleet-restart%d" % many, hosts[:many])
+    runs = {1: [], many: []}
+    for i in range(args.restart_repeat):
+        order = [1, many] if i % 2 == 0 else [many, 1]
+        for size in order:
+            log("fleet: restart.yml over %d host(s), queue_workers_batch=%s (round %d of %d)"
+                % (size, RESTART_BATCH, i + 1, args.restart_repeat))
+            runs[size].append(runner.restart("restart%d-%d" % (size, i + 1),
+                                             one_inventory if size == 1 else many_inventory, RESTART_BATCH,
+                                             forks=max(args.fleet_forks)))
+    one = median([r.seconds for r in runs[1]])
+    rolled = median([r.seconds for r in runs[many]])
+    return {
+        "hosts": many, "batch": RESTART_BATCH, "repeat": args.restart_repeat, "forks": max(args.fleet_forks),
+        "one_seconds": [round(r.seconds, 3) for r in runs[1]], "many_seconds": [round(r.seconds, 3) for r in runs[many]],
+        "one_median": one, "many_median": rolled, "ratio": ratio(rolled, one),
+        "cpu_per_host": median([r.cpu_seconds for r in runs[many]]) / many,
+        "remote_calls_per_host": runs[many][0].summary(many)["remote_calls"],
+        # The play's batches, from the callback: a task starts once per batch.
+        "batches": max(sum(1 for e in r.events if e["event"] == "task_start"
+                           and e["task"].endswith("Recycle every program after its current work, and wait until each "
+                                                  "runs again"))
+                       for r in runs[many]),
+    }
 
 
 SECTION_FUNCTIONS = {
@@ -1372,6 +1607,90 @@ def render_first_converge(r, summary, details):
     details.append("")
 
 
+def render_fleet(r, summary, details):
+    rows = r["rows"]
+    base_hosts, compared, largest = r["sizes"][0], r["target_hosts"], r["sizes"][-1]
+
+    def row_of(hosts, forks):
+        return next((row for row in rows if row["hosts"] == hosts and row["forks"] == forks), None)
+
+    for forks in r["forks"]:
+        row, base = row_of(compared, forks), row_of(base_hosts, forks)
+        if compared > base_hosts:
+            summary.append("| 2 | fleet: no-change rerun of %d hosts vs %d, forks %d (medians of %d) | %s | %s | %s "
+                           "| ≤ %.1f× | %s |" % (compared, base_hosts, forks, r["repeat"],
+                                                fmt(row["nochange_median"], " s", 1), fmt(base["nochange_median"], " s", 1),
+                                                fmt(row["growth"], "×"), r["target_ratio"], met(r["met"][forks])))
+        if largest != compared:
+            row = row_of(largest, forks)
+            summary.append("| 2 | fleet: no-change rerun of %d hosts vs %d, forks %d | %s | %s | %s | | |" % (
+                largest, base_hosts, forks, fmt(row["nochange_median"], " s", 1),
+                fmt(base["nochange_median"], " s", 1), fmt(row["growth"], "×")))
+    for forks in r["forks"]:
+        row = row_of(largest, forks)
+        summary.append("| 2 | controller at %d hosts, forks %d: CPU per host; peak memory of the Ansible process tree "
+                       "(Pss sum; VmRSS sum; largest process) | %s per host; %s MiB; %s MiB; %s MiB | | | | |" % (
+                           largest, forks, fmt(row["cpu_per_host"], " s"), fmt(row["peak_pss_mib"], "", 0),
+                           fmt(row["peak_rss_mib"], "", 0), fmt(row["maxrss_mib"], "", 0)))
+    restart = r["restart"]
+    if restart:
+        summary.append("| 2 | `restart.yml` over %d hosts with `queue_workers_batch=%s` vs one host (medians of %d) "
+                       "| %s | %s | %s | | |" % (restart["hosts"], restart["batch"], restart["repeat"],
+                                                fmt(restart["many_median"], " s", 1), fmt(restart["one_median"], " s", 1),
+                                                fmt(restart["ratio"], "×")))
+    first = r["first_converge"]
+    details += ["## 2. Fleet", "",
+                "One fresh `%s` host converged by the site (its first converge: %s, %s remote calls), committed to a "
+                "throwaway image (`%s`, removed at the end); the fleet's other hosts are containers started from it "
+                "(systemd boots, supervisord starts, its %d worker processes run), added as the fleet grows (%s hosts). "
+                "Before the measured runs of each size, one site run over the whole fleet checks that every host is at "
+                "no-change (no changed task on any host; not timed). All the hosts share this machine's %d CPUs, so the "
+                "growth here is an upper bound of a real fleet's, where each host brings its own. Each round runs the "
+                "no-change site and `ansible -m ping` at each forks setting (%s) in rotating order; medians of %d "
+                "rounds. Controller CPU: user+sys of the Ansible process and every descendant it waited for (`os.wait4`), "
+                "per host. Memory of the controller, sampled every 0.25 s from `/proc` over the Ansible process and "
+                "all its descendants (worker forks, docker CLI): the peak of the sum of their Pss (shared pages split "
+                "between the processes sharing them: the tree's real footprint) and of their VmRSS (shared pages "
+                "counted in each fork: an upper bound); and `ru_maxrss` from `os.wait4`, the largest single process."
+                % (r.get("seed_image", IMAGE_PHP), fmt(first["seconds"], " s", 1), fmt_count(first["remote_calls"]), r["image"],
+                   r["processes_per_host"], ", ".join(str(n) for n in r["sizes"]), os.cpu_count(),
+                   ", ".join(str(f) for f in r["forks"]), r["repeat"]), "",
+                "| hosts | forks | no-change (median) | seconds per round | growth vs %d | ping | ping growth "
+                "| no-change ÷ ping | controller CPU per host (site; ping) | remote calls per host | peak Pss / VmRSS "
+                "sum, processes | largest process | load average after its rounds |" % base_hosts,
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        details.append("| %d | %d | %s | %s | %s | %s | %s | %s | %s; %s | %s%s | %s / %s MiB, %d | %s MiB | %s |" % (
+            row["hosts"], row["forks"], fmt(row["nochange_median"], " s"),
+            ", ".join(fmt(x, "", 2) for x in row["nochange_seconds"]), fmt(row["growth"], "×"),
+            fmt(row["ping_median"], " s"), fmt(row["ping_growth"], "×"), fmt(row["nochange_vs_ping"], "×"),
+            fmt(row["cpu_per_host"], " s"), fmt(row["ping_cpu_per_host"], " s"), fmt_count(row["remote_calls_per_host"]),
+            " (varied)" if row["remote_calls_varied"] else "", fmt(row["peak_pss_mib"], "", 0),
+            fmt(row["peak_rss_mib"], "", 0), row["peak_processes"], fmt(row["maxrss_mib"], "", 0),
+            fmt(row["load_average"])))
+    changed = [row for row in rows if row["nochange_changed_max"]]
+    if changed:
+        details += ["", "Warning: a measured no-change run changed tasks: %s." % ", ".join(
+            "%d hosts forks %d (%s per host)" % (row["hosts"], row["forks"], fmt_count(row["nochange_changed_max"]))
+            for row in changed)]
+    if restart:
+        details += ["", "**Rolling restart.** `playbooks/restart.yml -e queue_workers_batch=%s` over %d hosts (forks %d) "
+                    "against the same over one host, alternating which goes first, %d round(s); the workers are idle "
+                    "(nothing is dispatched), so each host's restart is the workers' recycle and their start "
+                    "(`startsecs`). %d host(s): %s s (median %s); 1 host: %s s (median %s); ratio %s; batches seen: %d "
+                    "(the recycle task started once per batch); controller CPU per host %s, remote calls per host %s."
+                    % (restart["batch"], restart["hosts"], restart["forks"], restart["repeat"], restart["hosts"],
+                       ", ".join(fmt(x, "", 1) for x in restart["many_seconds"]), fmt(restart["many_median"], " s", 1),
+                       ", ".join(fmt(x, "", 1) for x in restart["one_seconds"]), fmt(restart["one_median"], " s", 1),
+                       fmt(restart["ratio"], "×"), restart["batches"], fmt(restart["cpu_per_host"], " s"),
+                       fmt_count(restart["remote_calls_per_host"]))]
+    if r.get("error"):
+        details += ["", "**Not measured beyond %d hosts:** `%s`" % (largest, r["error"].splitlines()[0])]
+    if r.get("restart_error"):
+        details += ["", "**The rolling restart failed:** `%s`" % r["restart_error"].splitlines()[0]]
+    details.append("")
+
+
 def render(meta, results, errors):
     lines = ["# elms.queue_workers benchmarks", ""]
     lines.append("%s · %d CPUs · commit %s · ansible-core %s · load average %s at the start, %s at the end · "
@@ -1392,36 +1711,7 @@ def render(meta, results, errors):
 
     r = results.get("fleet")
     if r:
-        rows = r["rows"]
-        last, base = rows[-1], rows[0]
-        for key, what in (("nochange", "no-change rerun"), ("first", "first converge")):
-            total = "nochange_seconds" if key == "nochange" else "first_converge_seconds"
-            summary.append("| 2 | fleet: %s of %d hosts vs %d (per host: %s vs %s) | %s | %s | %s | | |" % (
-                what, last["hosts"], base["hosts"], fmt(last[key + "_per_host"], " s", 1),
-                fmt(base[key + "_per_host"], " s", 1), fmt(last[total], " s", 1), fmt(base[total], " s", 1),
-                fmt(last[key + "_growth"], "×")))
-        details += ["## 2. Fleet", "",
-                    "Fresh containers from `%s` (the roles install supervisor and FFmpeg), all on this one machine "
-                    "(host networking), forks=%d for the fixture deploy and every run. The first converge is one run; "
-                    "ping and no-change are medians of %d. Growth is the total time relative to %d host(s)."
-                    % (IMAGE_PHP, r["forks"], r["repeat"], base["hosts"]), "",
-                    "| hosts | first converge | per host | growth | no-change | per host | growth | ping | growth "
-                    "| no-change ÷ ping | remote calls per host (first / no-change) | load average before the first "
-                    "converge |",
-                    "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        for row in rows:
-            details.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s |" % (
-                row["hosts"], fmt(row["first_converge_seconds"], " s", 1), fmt(row["first_per_host"], " s", 1),
-                fmt(row["first_growth"], "×"), fmt(row["nochange_seconds"], " s", 1),
-                fmt(row["nochange_per_host"], " s", 1), fmt(row["nochange_growth"], "×"),
-                fmt(row["ping_seconds"], " s", 1), fmt(row["ping_growth"], "×"), fmt(row["nochange_vs_ping"], "×", 1),
-                fmt_count(row["remote_calls_per_host"]["first"]), fmt_count(row["remote_calls_per_host"]["nochange"]),
-                fmt(row["load_average_before_first"])))
-        if r["seconds_per_added_host"]:
-            details += ["", "Slope from %d to %d hosts: %s per added host for the first converge, %s for a no-change "
-                        "run." % (base["hosts"], last["hosts"], fmt(r["seconds_per_added_host"]["first"], " s", 1),
-                                  fmt(r["seconds_per_added_host"]["nochange"], " s", 2))]
-        details.append("")
+        render_fleet(r, summary, details)
 
     r = results.get("disruption")
     if r:
@@ -1468,8 +1758,13 @@ def parse_args(argv):
                         help="never remove a container (to look around; best with --only)")
     parser.add_argument("--repeat", type=int,
                         help="no-change rounds of ping, site and the minimal playbook (default 5, quick 2)")
-    parser.add_argument("--fleet", help="fleet sizes (default 1,5,10; quick 1,2)")
+    parser.add_argument("--fleet", help="fleet sizes (default 1,5,10,20; quick 1,2)")
     parser.add_argument("--fleet-repeat", type=int, help="ping/no-change rounds per fleet size (default 3, quick 1)")
+    parser.add_argument("--fleet-forks", default="10,20", help="forks settings of the fleet's runs (default 10,20)")
+    parser.add_argument("--restart-hosts", type=int, default=10,
+                        help="hosts of the fleet's rolling restart: the largest fleet size up to this (default 10)")
+    parser.add_argument("--restart-repeat", type=int,
+                        help="rounds of the one-host and the rolling restart (default 2, quick 1)")
     parser.add_argument("--forks", type=int, default=10, help="Ansible forks for every run (default 10)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="responsiveness rounds of idle, isolation on and off in rotating order (default and "
@@ -1495,8 +1790,12 @@ def parse_args(argv):
     if args.converge_rounds < 2:
         parser.error("--converge-rounds must be at least 2")
     args.repeat = args.repeat or (2 if quick else 5)
-    args.fleet = [int(n) for n in (args.fleet or ("1,2" if quick else "1,5,10")).split(",")]
+    args.fleet = [int(n) for n in (args.fleet or ("1,2" if quick else "1,5,10,20")).split(",")]
+    if min(args.fleet) < 1:
+        parser.error("--fleet sizes must be at least 1")
     args.fleet_repeat = args.fleet_repeat or (1 if quick else 3)
+    args.fleet_forks = [int(n) for n in args.fleet_forks.split(",")]
+    args.restart_repeat = args.restart_repeat or (1 if quick else 2)
     args.jobs = args.jobs or (8 if quick else 30)
     args.encode_duration = args.encode_duration or (15 if quick else 30)
     return args
@@ -1562,6 +1861,10 @@ def main(argv):
                         runner.remove([MAIN])  # leave the CPUs to the sections with fresh hosts
                 else:
                     results[section] = SECTION_FUNCTIONS[section](runner)
+                    if results[section].get("error"):
+                        errors[section] = results[section]["error"]
+                    elif results[section].get("restart_error"):
+                        errors[section] = "the rolling restart failed: " + results[section]["restart_error"]
             except Exception as error:  # noqa: BLE001 - one section's failure must not lose the others
                 errors[section] = str(error) if isinstance(error, BenchError) else "%s: %s" % (
                     type(error).__name__, error)
