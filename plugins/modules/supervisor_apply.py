@@ -540,7 +540,8 @@ def wait_recycled(module, client, before, timeout, signalled_at=None, utc_offset
 
     Stops early when a process is down for good (STOPPED, FATAL, gone) or idle for good, and
     nothing else is still starting: waiting would change nothing. An idle worker is idle for
-    good once it stayed idle for its --sleep and 5 s more (time to wake up and see the signal).
+    good once it stayed idle for twice its --sleep and 10 s more: time to wake up, see the
+    signal and exit, also on a host too busy to run it at once.
     """
     signalled_at = time.time() if signalled_at is None else signalled_at
     deadline = time.time() + timeout
@@ -550,7 +551,7 @@ def wait_recycled(module, client, before, timeout, signalled_at=None, utc_offset
         now = time.time()
         unsure, settle = [], SETTLE
         for name, entry in report.items():
-            grace = sleeps.get(name, 3.0) + 5
+            grace = 2 * sleeps.get(name, 3.0) + 10
             settle = max(settle, grace)
             if entry["state"] != "idle":
                 idle_since.pop(name, None)
