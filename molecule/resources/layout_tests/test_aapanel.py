@@ -2,9 +2,11 @@
 
 import pytest
 
-from conftest import EXPECT, assert_file_untouched, assert_process_kept
+from conftest import assert_file_untouched, assert_process_kept
 
-PANEL_FILE = EXPECT["include_dir"] + "/panel-task.ini"
+pytestmark = pytest.mark.layout("aapanel")
+
+PANEL_FILE = "/www/server/panel/plugin/supervisor/profile/panel-task.ini"
 PANEL_PROCESS = "panel-task:panel-task_00"
 
 
@@ -29,7 +31,7 @@ def test_panel_program_is_still_running(supervisor_status):
 
 
 def test_panel_program_file_is_untouched(host):
-    assert "Managed by Ansible" not in host.file(EXPECT["include_dir"] + "/panel-task.ini").content_string
+    assert "Managed by Ansible" not in host.file(PANEL_FILE).content_string
 
 
 def test_panel_shows_our_program_names(supervisor_status):

@@ -1,5 +1,9 @@
 """Alpine's layout: the include directory is created, the config keeps its mode."""
 
+import pytest
+
+pytestmark = pytest.mark.layout("alpine")
+
 
 def test_include_directory_was_created_root_owned(host):
     include_dir = host.file("/etc/supervisor.d")

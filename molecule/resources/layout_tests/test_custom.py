@@ -4,6 +4,8 @@ import pytest
 
 from conftest import assert_file_untouched, assert_process_kept
 
+pytestmark = pytest.mark.layout("custom")
+
 ADMIN_FILE = "/etc/supervisor/conf.d/admin-heartbeat.conf"
 
 

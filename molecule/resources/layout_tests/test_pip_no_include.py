@@ -1,5 +1,9 @@
 """A running pip supervisor without [include]: one is added and applied, no restart."""
 
+import pytest
+
+pytestmark = pytest.mark.layout("pip_no_include")
+
 
 def test_supervisord_was_never_restarted(host, supervisord_argv):
     before = host.file("/root/supervisord.pid.before").content_string.strip()

@@ -1,5 +1,9 @@
 """RHEL's layout made by the pip method: venv, config, unit, socket."""
 
+import pytest
+
+pytestmark = pytest.mark.layout("rhel")
+
 
 def test_supervisor_runs_from_the_virtualenv(host):
     assert host.file("/opt/supervisor/bin/supervisord").is_file

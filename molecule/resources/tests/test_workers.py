@@ -1,6 +1,6 @@
 """What a user checks after a deploy: the files, the processes, and real jobs done.
 
-Shared by every scenario; the platform's layout comes from conftest.EXPECT.
+Shared by every scenario, run on every host; the host's layout comes from the expect fixture.
 """
 
 import json
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import APP, APP_USER, EXPECT
+from conftest import APP, APP_USER
 
 PROCESSES = [
     "elms-default-worker:elms-default-worker_00",
@@ -23,19 +23,19 @@ DEFAULT_PROCESSES = [p for p in PROCESSES if p.startswith("elms-default-worker:"
 LOWER_PRIORITY = {"nice": "10", "io": "best-effort: prio 7"}
 
 
-def program_file(host, program):
-    return host.file("%s/%s%s" % (EXPECT["include_dir"], program, EXPECT["extension"]))
+def program_file(host, expect, program):
+    return host.file("%s/%s%s" % (expect["include_dir"], program, expect["extension"]))
 
 
 @pytest.mark.parametrize("program", PROGRAMS)
-def test_program_file_is_in_the_include_dir_with_its_extension(host, program):
-    assert program_file(host, program).is_file
+def test_program_file_is_in_the_include_dir_with_its_extension(host, expect, program):
+    assert program_file(host, expect, program).is_file
 
 
 @pytest.mark.parametrize("program", PROGRAMS)
-def test_program_file_is_root_owned_and_not_world_writable(host, program):
-    assert program_file(host, program).user == "root"
-    assert not program_file(host, program).mode & 0o002
+def test_program_file_is_root_owned_and_not_world_writable(host, expect, program):
+    assert program_file(host, expect, program).user == "root"
+    assert not program_file(host, expect, program).mode & 0o002
 
 
 @pytest.mark.parametrize("log", ["worker-default.log", "worker-video.log"])
