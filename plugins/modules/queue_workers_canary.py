@@ -63,7 +63,7 @@ options:
     default: 120
 notes:
   - A canary that times out stays in the queue and is processed whenever a worker takes it.
-  - Reports C(changed=false): the job is a probe; what it does in the app is up to its class.
+  - Reports C(changed=false) - the job is a probe; what it does in the app is up to its class.
 """
 
 EXAMPLES = r"""
@@ -224,8 +224,8 @@ def main():
     if found.get("error"):
         module.fail_json(msg="canary %s: %s" % (where, found["error"]), **result)
     if found.get("failed"):
-        module.fail_json(msg="the canary %s failed in a worker after %s s: %s" % (where, found.get("seconds"),
-                                                                                 found.get("exception") or "no exception recorded"),
+        exception = found.get("exception") or "no exception recorded"
+        module.fail_json(msg="the canary %s failed in a worker after %s s: %s" % (where, found.get("seconds"), exception),
                          **result)
     if not found.get("processed"):
         module.fail_json(msg="the canary %s was not processed within %d s: is a worker of this app listening on that "

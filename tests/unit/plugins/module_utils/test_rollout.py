@@ -8,38 +8,7 @@ __metaclass__ = type
 
 import pytest
 
-from ansible.executor.playbook_executor import PlaybookExecutor
 from ansible_collections.elms.queue_workers.plugins.module_utils import rollout
-
-
-class _Inventory(object):
-    def __init__(self, hosts):
-        self.hosts = hosts
-
-    def get_hosts(self, pattern, order=None):
-        return list(self.hosts)
-
-
-class _Play(object):
-    hosts = "all"
-    order = "inventory"
-
-    def __init__(self, serial):
-        self.serial = serial
-
-
-def ansible_batches(hosts, serial):
-    """ansible-core's own cut of a play with this serial (the list a play's serial becomes)."""
-    executor = PlaybookExecutor.__new__(PlaybookExecutor)
-    executor._inventory = _Inventory(hosts)
-    return executor._get_serialized_batches(_Play(serial if isinstance(serial, list) else [serial]))
-
-
-@pytest.mark.parametrize("count", [1, 2, 3, 4, 7, 10, 20])
-@pytest.mark.parametrize("serial", ["100%", "25%", "50%", "10%", "1%", 1, 2, 3, "3", [1, "25%", "100%"], [1, 2], ["50%", 1]])
-def test_batches_are_ansibles_own(count, serial):
-    hosts = ["h%02d" % index for index in range(count)]
-    assert rollout.batches(hosts, serial) == ansible_batches(hosts, serial)
 
 
 @pytest.mark.parametrize("value", [0, "0", "0%", "101%", "abc", "", [], True, -1, "25 %", "1.5", None, ["25%", "x"]])

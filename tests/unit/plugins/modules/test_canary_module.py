@@ -62,8 +62,8 @@ def test_processed(capsys):
     # Run as the app's user (here: this user, so no prefix), killed after the timeout plus the app's boot.
     php = argv.index("/usr/bin/php")
     assert argv[php + 1] == "-r" and argv[php + 2] == queue_workers_canary.CANARY
-    assert json.loads(argv[php + 3]) == {"job": "App\\Jobs\\Canary", "args": ["x", 2], "connection": "",
-                                          "queue": "default", "timeout": 30}
+    wanted = {"job": "App\\Jobs\\Canary", "args": ["x", 2], "connection": "", "queue": "default", "timeout": 30}
+    assert json.loads(argv[php + 3]) == wanted
     assert argv[php - 1] == "90" and kwargs["cwd"] == "/srv/app"
 
 
