@@ -182,7 +182,7 @@ def _restarted_site(applied):
 
 
 def outcome(playbook, result=None, applied=None, restarted=None, canary_result=None, error=None,
-            installed=False, require_all=True):
+            installed=False, require_all=True, check_mode=False):
     """One host's outcome in a rollout: C(status) changed, unchanged or failed, and why.
 
     result/applied: the converge's and the handler's results (site); restarted: the
@@ -213,7 +213,10 @@ def outcome(playbook, result=None, applied=None, restarted=None, canary_result=N
         return found
     result = result or {}
     if not result.get("ready", True):
-        found.update(status="failed", reason="supervisor is not ready: %s" % "; ".join(result.get("not_ready") or []))
+        # The converge did not fail, so this run was not to install supervisor: check mode (it would), or tags
+        # that left the supervisor role out. Said, not failed.
+        found.update(status="changed" if check_mode else "unchanged",
+                     reason="supervisor is not ready: %s" % "; ".join(result.get("not_ready") or []))
         return found
     found["workers_restarted"] = _restarted_site(applied)
     if installed or (applied and not applied.get("skipped")) or result.get("changed"):

@@ -97,8 +97,11 @@ def test_site_outcomes():
     failed = rollout.outcome("site", error={"task": "Apply the worker programs", "result": {"msg": "x " * 400}})
     assert failed["status"] == "failed" and failed["reason"].startswith("Apply the worker programs: x x")
     assert len(failed["reason"]) <= rollout.REASON_LIMIT + len("Apply the worker programs: ")
-    not_ready = rollout.outcome("site", result={"ready": False, "not_ready": ["no supervisord"]})
-    assert not_ready["status"] == "failed" and "no supervisord" in not_ready["reason"]
+    # Supervisor missing and the run did not fail: check mode (it would install it) or tags that left it out.
+    would = rollout.outcome("site", result={"ready": False, "not_ready": ["no supervisord"]}, check_mode=True)
+    assert would["status"] == "changed" and "no supervisord" in would["reason"]
+    left_out = rollout.outcome("site", result={"ready": False, "not_ready": ["no supervisord"]})
+    assert left_out["status"] == "unchanged" and "no supervisord" in left_out["reason"]
 
 
 def test_a_failed_loop_names_each_failed_item_with_what_it_said():
