@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import re
 
 BATCH_RE = re.compile(r"^(?:[1-9][0-9]*|(?:[1-9][0-9]?|100)%)$")
@@ -151,7 +152,12 @@ def _said(result):
     return message
 
 
-def _reason(error):
+def json_text(value):
+    """A value as the user wrote it, in JSON (a batch size of 1 and one of '1' read apart)."""
+    return json.dumps(value)
+
+
+def reason(error):
     """The failed task's name and what it said; a loop's failed items each with theirs."""
     error = error or {}
     result = error.get("result") or {}
@@ -198,7 +204,7 @@ def outcome(playbook, result=None, applied=None, restarted=None, canary_result=N
     if canary_result and not canary_result.get("skipped"):
         found["canary_seconds"] = canary_result.get("seconds")
     if error:
-        found.update(status="failed", reason=_reason(error))
+        found.update(status="failed", reason=error["reason"] if error.get("reason") else reason(error))
         return found
     if playbook == "restart":
         recycled = (restarted or {}).get("recycled") or {}
@@ -216,7 +222,7 @@ def outcome(playbook, result=None, applied=None, restarted=None, canary_result=N
         # The converge did not fail, so this run was not to install supervisor: check mode (it would), or tags
         # that left the supervisor role out. Said, not failed.
         found.update(status="changed" if check_mode else "unchanged",
-                     reason="supervisor is not ready: %s" % "; ".join(result.get("not_ready") or []))
+                     reason="supervisor is not ready: %s" % "; ".join(result.get("problems") or []))
         return found
     found["workers_restarted"] = _restarted_site(applied)
     if installed or (applied and not applied.get("skipped")) or result.get("changed"):
