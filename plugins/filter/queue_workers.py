@@ -15,7 +15,7 @@ import os
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.elms.queue_workers.plugins.module_utils import queue_apps, worker_alerts, worker_programs
+from ansible_collections.elms.queue_workers.plugins.module_utils import worker_programs
 
 
 def supervisor_program(worker, settings):
@@ -56,15 +56,6 @@ def queue_worker_errors(workers, settings, margin=30, allow_root=False, retry_af
                                                   default_user=settings.get("user"), retry_after=retry_after)
 
 
-def queue_worker_apps(apps, settings, single=False, allow_root=False, retry_after=0, content=True):
-    return queue_apps.plan(apps, settings, single=single, allow_root=allow_root, retry_after=retry_after,
-                           content=content)
-
-
-def queue_worker_alerts(alerts, apps_plan, settings, script):
-    return worker_alerts.plan(alerts, apps_plan, settings, script)
-
-
 class FilterModule(object):
     def filters(self):
         return {
@@ -73,7 +64,5 @@ class FilterModule(object):
             "queue_worker_programs": queue_worker_programs,
             "queue_worker_requirements": queue_worker_requirements,
             "queue_worker_errors": queue_worker_errors,
-            "queue_worker_apps": queue_worker_apps,
-            "queue_worker_alerts": queue_worker_alerts,
             "queue_workers_controller_path": queue_workers_controller_path,
         }

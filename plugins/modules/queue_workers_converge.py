@@ -15,7 +15,7 @@ version_added: "0.5.0"
 description:
   - An action plugin (it runs on the controller, with the host's variables). It reads every variable of the
     C(elms.queue_workers.queue_workers) role once, checks them against the role's argument spec and the rules a
-    spec cannot express (apps, programs, kinds, alert and rollout settings), and builds the host's whole plan:
+    spec cannot express (apps, programs, kinds, alert and rollout settings), and builds the host's whole plan -
     the program of every worker of every app, the alert listener, the restart plan and the canary job.
   - Bad input fails before the host is touched, with one line per problem that names the variable, the bad value
     and the fix.
@@ -25,7 +25,7 @@ description:
     reported in RV(missing) (with C(ffmpeg) when the binary on C(PATH) has not been proven by the C(ffmpeg) role)
     instead of failing.
   - When C(--tags) or C(--skip-tags) leave the tag C(queue_workers) out, or C(queue_workers_check_only) is true,
-    the call only looks (check mode): the host's side of the inputs is still checked.
+    the call only looks (check mode) - the host's side of the inputs is still checked.
   - With O(mode=plan) nothing is asked of the host; the plan is returned without the files' text.
   - Takes the role's variables (see the role's README), not task options besides O(mode).
 author:

@@ -29,8 +29,8 @@ description:
     stopped the rollout; the canary times) and returns it as the run's statistic C(queue_workers_fleet) (AWX and
     ansible-runner keep it with the job). When more of the batch's hosts failed or were unreachable than
     C(queue_workers_max_fail_percentage) allows, RV(stop) is true and the next batch's start step ends the rollout.
-  - O(step=failed) is for a C(rescue) section: it fails the host with the failed task's name and what it said (for a
-    loop, each failed item's own message), which the end step's summary repeats.
+  - O(step=failed) is for a C(rescue) section; it fails the host with the failed task's name and what it said (for a
+    loop, each failed item's own message) - which the end step's summary repeats.
 author:
   - eLMS infrastructure team (@elms-platform)
 options:

@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import os
 
-import yaml
-
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.yaml import yaml_load
 
 ROLE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "roles", "queue_workers")
 ROLE_NAME = "queue_workers"
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _load(*parts):
     with open(os.path.join(ROLE_DIR, *parts), "rb") as handle:
-        return yaml.load(handle, Loader=_LOADER) or {}
+        return yaml_load(handle) or {}
 
 
 def _our_role(task):

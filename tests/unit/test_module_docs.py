@@ -20,10 +20,16 @@ def docs(path):
 
 
 def spec_options(path):
-    """The argument_spec keys main() passes to AnsibleModule."""
+    """The argument_spec keys main() passes to AnsibleModule; for a module that is an action plugin (its file only
+    documents it), the task options the action takes (its _VALID_ARGS)."""
     for node in ast.walk(ast.parse(open(path).read())):
         if isinstance(node, ast.keyword) and node.arg == "argument_spec":
             return sorted(k.arg for k in node.value.keywords)
+    action = os.path.join(ROOT, "plugins", "action", os.path.basename(path))
+    if os.path.exists(action):
+        for node in ast.walk(ast.parse(open(action).read())):
+            if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "_VALID_ARGS":
+                return sorted(element.value for element in node.value.args[0].elts)
     return []
 
 

@@ -615,3 +615,21 @@ def test_recycle_items_run_their_command_or_restart_through_supervisor(run, sv, 
     assert failed["recycled"]["%s:%s" % (NAME, NAME)]["pid_after"] == pid
     unknown = run(supervisor_apply, dict(config_file=sv.config, programs=programs, recycle=[dict(programs=["nope"])]))
     assert unknown.get("failed") and "not in programs: nope" in unknown["msg"]
+
+
+def test_a_host_without_supervisor_is_reported_and_the_rollout_says_why(run, tmp_path, monkeypatch):
+    """The rollout's outcome read from the result the module itself returns (not a hand-made dict)."""
+    from ansible_collections.elms.queue_workers.plugins.module_utils import rollout
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    result = run(supervisor_programs, dict(owner=OWNER, programs=[], not_ready="report",
+                                           config_file=str(tmp_path / "absent" / "supervisord.conf"),
+                                           backup_dir=str(tmp_path / "backups")), check_mode=True)
+    assert not result.get("failed") and result["ready"] is False and result["problems"], result
+    would = rollout.outcome("site", result=result, check_mode=True)
+    assert would["status"] == "changed"
+    assert would["reason"] == "supervisor is not ready: %s" % "; ".join(result["problems"])
+    assert "not installed" in would["reason"] or "include directory" in would["reason"]
+    left_out = rollout.outcome("site", result=result)
+    assert left_out["status"] == "unchanged" and left_out["reason"] == would["reason"]

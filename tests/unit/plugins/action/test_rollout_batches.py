@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The rollout's batches are the ones ansible-core itself cuts a play with the same serial into.
 
-A controller-side test (it imports ansible-core's PlaybookExecutor, which module_utils tests may not).
+A controller-side test (the rollout action cuts them so; it imports ansible-core's PlaybookExecutor, which module_utils tests may not).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -12,7 +12,7 @@ __metaclass__ = type
 import pytest
 
 from ansible.executor.playbook_executor import PlaybookExecutor
-from ansible_collections.elms.queue_workers.plugins.filter.rollout import queue_worker_batches
+from ansible_collections.elms.queue_workers.plugins.module_utils.rollout import batches as queue_worker_batches
 
 
 class _Inventory(object):
