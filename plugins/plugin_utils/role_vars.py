@@ -73,7 +73,7 @@ def tags_converge(variables):
     run = set(variables.get("ansible_run_tags") or ["all"])
     skip = set(variables.get("ansible_skip_tags") or [])
     wanted = {"queue_workers", "queue_workers_converge"}
-    return bool(run & ({"all"} | wanted)) and not skip & wanted
+    return bool(run & ({"all", "tagged"} | wanted)) and not skip & wanted
 
 
 def play_variables(task, host_name, base):
