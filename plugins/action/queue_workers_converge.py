@@ -63,6 +63,7 @@ class ActionModule(ActionBase):
         if mode == "plan":
             # Planned without the files' text (which may hold secrets): names, owners, the restart plan.
             result["apps"] = plan["apps"]
+            result["restart"] = role_plan.restart_args(plan["apps"])
             return result
         return self._converge(values, plan, task_vars, result)
 

@@ -61,7 +61,7 @@ def parse_dotenv(text):
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
         else:
-            value = re.split(r"\s+#", value, 1)[0].strip()
+            value = re.split(r"\s+#", value, maxsplit=1)[0].strip()
         values[match.group(1)] = value
     return values
 

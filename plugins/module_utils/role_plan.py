@@ -150,6 +150,13 @@ def converge_args(v, plan, check_only=False, not_ready=None, tools=(), files=())
     return args
 
 
+def restart_args(apps_plan):
+    """The arguments of the restart's one call (elms.queue_workers.queue_workers_recycle) for the apps' plan."""
+    present = [app for app in apps_plan["apps"] if app["state"] == "present"]
+    return {"apps": [dict((key, app[key]) for key in ("name", "dir", "user", "php")) for app in present],
+            "programs": apps_plan["recycle_programs"], "recycle": apps_plan["recycle"]}
+
+
 def missing(result, stamp=FFMPEG_STAMP):
     """What a host lacks before its workers can run, from the converge's result in report mode: 'supervisor'
     (not installed, no include directory, or not started at boot) and 'ffmpeg' (not found, or this binary not

@@ -241,7 +241,7 @@ def detect(module, context=None, version=True):
             except layout.LayoutError as exc:
                 problems.append(str(exc))
             include_dir, extension, error = layout.choose_include(
-                facts["include_globs"], params["include_dir"], params["include_extension"])
+                facts["include_globs"], params.get("include_dir"), params.get("include_extension"))
             facts["include_dir"], facts["include_extension"] = include_dir, extension
             facts["include_dir_exists"] = bool(include_dir and os.path.isdir(include_dir))
             if error:
@@ -250,7 +250,7 @@ def detect(module, context=None, version=True):
                     "include_extension (role variables supervisor_include_dir, supervisor_include_extension) "
                     "to a directory it loads." % (facts["config_file"], error))
 
-    facts["supervisorctl_path"] = find_supervisorctl(module, facts, proc, params["supervisorctl_path"])
+    facts["supervisorctl_path"] = find_supervisorctl(module, facts, proc, params.get("supervisorctl_path"))
     if facts["supervisord_path"] and not facts["supervisorctl_path"]:
         problems.append("no supervisorctl found beside %s nor on PATH; set supervisorctl_path" % facts["supervisord_path"])
     if version:

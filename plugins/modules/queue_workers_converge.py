@@ -72,6 +72,11 @@ apps:
     name, dir, user, php, connection and log dir).
   returned: mode plan
   type: dict
+restart:
+  description: With O(mode=plan), the arguments of the restart's one call (M(elms.queue_workers.queue_workers_recycle))
+    - C(apps), C(programs) and C(recycle).
+  returned: mode plan
+  type: dict
 canary:
   description: The canary job resolved against the apps (job, args, app, dir, user, php, connection, queue,
     timeout), or null when C(queue_workers_canary_job) is empty.

@@ -149,9 +149,10 @@ def test_a_restart_stops_after_a_batch_with_a_broken_host_and_leaves_later_batch
     assert rc != 0
     summary = fleet_lines(out)
     assert "restart over 4 host(s) in 2 batch(es) %s; 1 batch(es) run." % BATCHES in summary
-    # The failed item's own words: php's parse error in the file that was broken.
-    assert "FAILED elms-fleet-1: Check that each app's cache store works" in summary
-    assert "elms: non-zero return code: PHP Parse error" in summary and "config/queue.php" in summary
+    # php's own words: its parse error in the file that was broken, for the app it could not boot.
+    assert "FAILED elms-fleet-1: Check each app's cache store" in summary
+    assert "app elms: its cache store could not be checked" in summary
+    assert "PHP Parse error" in summary and "config/queue.php" in summary
     assert "changed: elms-fleet-2;" in summary
     assert "not reached elms-fleet-3: not run: the rollout stopped after batch 1" in summary
     assert "not reached elms-fleet-4: not run: the rollout stopped after batch 1" in summary

@@ -28,6 +28,7 @@ from ansible.module_utils.common import warnings as ansible_warnings
 from ansible_collections.elms.queue_workers.plugins.module_utils import queue_apps
 from ansible_collections.elms.queue_workers.plugins.module_utils import supervisor_rpc as rpc
 from ansible_collections.elms.queue_workers.plugins.modules import supervisor_apply
+from ansible_collections.elms.queue_workers.plugins.modules import queue_workers_recycle
 from ansible_collections.elms.queue_workers.plugins.modules import supervisor_programs
 
 try:
@@ -598,23 +599,46 @@ def test_recycle_items_run_their_command_or_restart_through_supervisor(run, sv, 
     marker = tmp_path / "asked"
     programs = [dict(name=NAME, state="started", stopwaitsecs=10)]
     # Through supervisor (a scheduler's way): a stop and a start, so a new pid. The items are what the
-    # role's filter gives, so that the module takes them as they are.
+    # role's plan gives, so that the module takes them as they are.
     items = queue_apps.recycle_plan([{"name": "a", "programs": [{"name": NAME, "kind": "schedule"}]}],
                                     {"app_dir": str(tmp_path), "php": "/usr/bin/php", "user": "root"})
     assert [item["command"] for item in items] == [None]
-    result = run(supervisor_apply, dict(config_file=sv.config, programs=programs, wait_timeout=30, recycle=items))
+    result = run(queue_workers_recycle, dict(config_file=sv.config, programs=programs, wait_timeout=30, recycle=items))
     assert not result.get("failed"), result.get("msg")
     entry = result["recycled"]["%s:%s" % (NAME, NAME)]
     assert entry["state"] == "recycled" and entry["pid_before"] == old_pid and entry["pid_after"] != old_pid
+    assert result["report"] == ["All 1 worker processes run the new code (each recycled after its job)."]
     # A command that does not make the program exit: it is idle under its old pid, and the run fails naming it.
     pid = sv.running()
-    failed = run(supervisor_apply, dict(config_file=sv.config, programs=programs, wait_timeout=3,
-                                        recycle=[dict(command=["touch", str(marker)], chdir=str(tmp_path),
-                                                      programs=[NAME])]))
+    failed = run(queue_workers_recycle, dict(config_file=sv.config, programs=programs, wait_timeout=3,
+                                             recycle=[dict(command=["touch", str(marker)], chdir=str(tmp_path),
+                                                           programs=[NAME])]))
     assert failed.get("failed") and marker.exists()
     assert failed["recycled"]["%s:%s" % (NAME, NAME)]["pid_after"] == pid
-    unknown = run(supervisor_apply, dict(config_file=sv.config, programs=programs, recycle=[dict(programs=["nope"])]))
+    assert "is idle under its old pid %d: it never saw the restart signal" % pid in failed["msg"]
+    unknown = run(queue_workers_recycle, dict(config_file=sv.config, programs=programs,
+                                              recycle=[dict(programs=["nope"])]))
     assert unknown.get("failed") and "not in programs: nope" in unknown["msg"]
+    # Check mode asks no worker anything.
+    pid = sv.running()
+    would = run(queue_workers_recycle, dict(config_file=sv.config, programs=programs, recycle=items), check_mode=True)
+    assert would["changed"] and not would.get("failed") and sv.running() == pid
+
+
+def test_the_restart_checks_each_app_cache_store_before_asking_any_worker(run, sv, tmp_path):
+    """A broken app (php cannot boot it) fails the restart, naming the app and php's own words; no worker recycles."""
+    pid = installed(run, sv)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "bootstrap").mkdir()
+    (app / "bootstrap" / "app.php").write_text("<?php broken(\n")
+    apps = [dict(name="elms", dir=str(app), user="root", php="/bin/false")]
+    programs = [dict(name=NAME, state="started", stopwaitsecs=10)]
+    items = [dict(command=["true"], chdir=str(app), programs=[NAME])]
+    failed = run(queue_workers_recycle, dict(config_file=sv.config, apps=apps, programs=programs, recycle=items,
+                                             wait_timeout=5))
+    assert failed.get("failed") and failed["msg"].startswith("app elms: its cache store could not be checked"), failed
+    assert sv.running() == pid and failed["recycled"] == {}
 
 
 def test_a_host_without_supervisor_is_reported_and_the_rollout_says_why(run, tmp_path, monkeypatch):
