@@ -12,7 +12,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.elms.queue_workers.plugins.module_utils import role_plan
 from ansible_collections.elms.queue_workers.plugins.plugin_utils import role_vars
 
-MODES = ("converge", "plan")
+MODES = ("converge", "plan", "docker")
 
 
 def problems_message(host, errors):
@@ -50,6 +50,11 @@ class ActionModule(ActionBase):
         values, errors = role_vars.collect(self._templar, task_vars, role_vars.spec_options(self._task))
         if errors:
             return dict(result, failed=True, msg=problems_message(host, errors))
+        if mode == "docker":
+            found = role_plan.docker(values)
+            if found["errors"]:
+                return dict(result, failed=True, msg=problems_message(host, found["errors"]))
+            return dict(result, changed=False, docker={"dest": found["dest"], "content": found["content"]})
         try:
             sizes = self._sizes(values, task_vars, result) if mode == "converge" else {}
         except _Failed as failed:

@@ -14,7 +14,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
+import posixpath
+
 from ansible_collections.elms.queue_workers.plugins.module_utils import queue_apps, rollout, worker_alerts
+from ansible_collections.elms.queue_workers.plugins.module_utils import worker_programs
 
 # Where the ffmpeg role writes the id of the binary it proved encodes HLS (ffmpeg_verify_stamp).
 FFMPEG_STAMP = "/var/lib/elms-queue-workers/ffmpeg-hls-verified"
@@ -183,3 +187,33 @@ def summary(result, applied=None):
     return "%s layout, config %s, programs in %s/*%s: %s" % (
         layout.get("platform"), layout.get("config_file"), layout.get("include_dir"),
         layout.get("include_extension"), actions or "no program")
+
+
+def docker(v):
+    """The queue container's whole supervisord.conf for local development (docker.yml), checked:
+    {"errors", "dest" (its path in the app repository), "content"}."""
+    repo, path = v.get("queue_workers_docker_repo") or "", v.get("queue_workers_docker_config_path") or ""
+    errors = []
+    if not isinstance(repo, str) or not repo.startswith("/"):
+        errors.append("queue_workers_docker_repo = %s must be the absolute path of the app repository" % json.dumps(repo))
+    if not isinstance(path, str) or not path or path.startswith("/") or ".." in path.split("/"):
+        errors.append("queue_workers_docker_config_path = %s must be a path inside the repository, like "
+                      "docker/supervisor/supervisord.conf" % json.dumps(path))
+    settings = {
+        "app_dir": v.get("queue_workers_docker_app_dir"), "php": v.get("queue_workers_docker_php"), "php_on_path": True,
+        "user": v.get("queue_workers_user"), "owner": v.get("queue_workers_owner"),
+        "connection": v.get("queue_workers_connection"),
+        "stopwait_margin": integer(v.get("queue_workers_stopwait_margin"), 30),
+        "cpus": integer(v.get("queue_workers_docker_cpus"), 2), "memory_mb": integer(v.get("queue_workers_docker_memory_mb")),
+    }
+    workers = v.get("queue_workers_programs")
+    errors += worker_programs.settings_errors(settings, workers)
+    errors += worker_programs.worker_errors(workers, margin=settings["stopwait_margin"],
+                                            allow_root=boolean(v.get("queue_workers_allow_root")),
+                                            default_user=settings["user"],
+                                            retry_after=integer(v.get("queue_workers_retry_after")))
+    found = {"errors": errors, "dest": "", "content": ""}
+    if not errors:
+        found["dest"] = posixpath.join(repo.rstrip("/") or "/", path)
+        found["content"] = worker_programs.render_standalone(workers, settings)
+    return found

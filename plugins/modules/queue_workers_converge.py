@@ -34,9 +34,10 @@ options:
   mode:
     description:
       - C(converge) checks, plans and converges; C(plan) checks and returns the plan only (for the restart and the
-        diagnosis).
+        diagnosis); C(docker) checks the local development inputs (C(queue_workers_docker_*)) and returns the queue
+        container's whole C(supervisord.conf) in RV(docker).
     type: str
-    choices: [converge, plan]
+    choices: [converge, plan, docker]
     default: converge
 attributes:
   action:
@@ -71,6 +72,10 @@ apps:
   description: With O(mode=plan), the apps' plan (programs without their text, owners, the restart plan, each app's
     name, dir, user, php, connection and log dir).
   returned: mode plan
+  type: dict
+docker:
+  description: With O(mode=docker), C(dest) (the config's path in the app repository) and C(content) (its text).
+  returned: mode docker
   type: dict
 restart:
   description: With O(mode=plan), the arguments of the restart's one call (M(elms.queue_workers.queue_workers_recycle))

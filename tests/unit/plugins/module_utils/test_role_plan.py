@@ -102,3 +102,20 @@ def test_the_alert_script_is_read_only_when_a_channel_is_on():
 ], ids=["fresh", "not-enabled", "new-ffmpeg", "ready"])
 def test_what_a_host_lacks(result, needs):
     assert role_plan.missing(result) == needs
+
+
+def test_the_docker_config_is_rendered_for_the_container():
+    found = role_plan.docker(role_vars(queue_workers_docker_repo="/srv/app/"))
+    assert found["errors"] == [] and found["dest"] == "/srv/app/docker/supervisor/supervisord.conf"
+    assert "nodaemon=true" in found["content"] and "[program:elms-video-worker]" in found["content"]
+
+
+@pytest.mark.parametrize("repo, path, words", [
+    ("", "docker/supervisord.conf", 'queue_workers_docker_repo = "" must be the absolute path'),
+    ("relative", "docker/supervisord.conf", 'queue_workers_docker_repo = "relative" must be the absolute path'),
+    ("/srv/app", "../outside.conf", 'queue_workers_docker_config_path = "../outside.conf" must be a path inside'),
+    ("/srv/app", "/etc/supervisord.conf", 'queue_workers_docker_config_path = "/etc/supervisord.conf" must be'),
+], ids=["empty", "relative", "dotdot", "absolute"])
+def test_docker_paths_are_checked(repo, path, words):
+    found = role_plan.docker(role_vars(queue_workers_docker_repo=repo, queue_workers_docker_config_path=path))
+    assert any(words in error for error in found["errors"]) and found["content"] == "", found["errors"]
