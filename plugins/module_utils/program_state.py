@@ -15,6 +15,8 @@ __metaclass__ = type
 import hashlib
 import re
 
+from ansible_collections.elms.queue_workers.plugins.module_utils import diagnosis
+
 # The first line of every program file written for OWNER starts with this.
 MARKER = "; Managed by Ansible (%s)."
 # States in which a process needs no start: it runs, or supervisor is bringing it up.
@@ -66,8 +68,38 @@ def group_states(processes):
     return groups
 
 
+def _paths(argv):
+    """The absolute paths a command line names before its options: the binary and what it runs (php, artisan)."""
+    found = []
+    for word in argv:
+        if word.startswith("-"):
+            break
+        if word.startswith("/"):
+            found.append(word)
+    return found
+
+
+def _same_app(argv, command):
+    """Whether a process's argv runs what a command runs: past the command's exec wrappers (nice, ionice), the same
+    binary and the same absolute paths before the options (php and the app's artisan, or a daemon's binary)."""
+    if not argv or argv[0] not in command:
+        return False
+    return _paths(argv) == _paths(command[command.index(argv[0]):])
+
+
+def runs_this_program(argvs, content, name):
+    """Whether the running processes of a group whose file is gone (argvs: their command lines, as /proc shows
+    them) are this program's app's: each runs the binary and script the desired command runs (its options may
+    differ: the program may have changed since). Processes that do not run (no command line) say nothing."""
+    wanted, _error = diagnosis.file_commands(content, name, here="")
+    seen = [argv for argv in argvs or [] if argv]
+    if not seen:
+        return True
+    return bool(wanted) and all(any(_same_app(argv, command) for command in wanted) for argv in seen)
+
+
 def plan(desired, files, loaded, processes, owner, purge=True, take_over=False, running=True, backed_up=(),
-         owners=None, adopt=()):
+         owners=None, adopt=(), vanished=None):
     """What to do with each program, and what keeps the run from going on.
 
     desired: [{name, content, state, mode, uid, owner}] (state absent needs no content; owner
@@ -86,6 +118,10 @@ def plan(desired, files, loaded, processes, owner, purge=True, take_over=False, 
       written or removed, take_over or not: a desired program of that name is refused.
     adopt: owners whose files count as the desired program's own, for the names desired only
       (an earlier marker of the same deployer); they are rewritten with the program's marker.
+    vanished: {group: [argv, ...]} of groups supervisord runs whose file is gone (in loaded's
+      removed): the command lines their processes run. A desired program of that name whose
+      command runs the same binary and script is written back (supervisord then runs it on
+      unchanged, no worker restarts); another app's is refused.
     Returns {"programs": {name: entry}, "errors": [...]} where entry has write (the file
     must be written), remove (the file must be deleted), apply (supervisord must load the
     group's file again: it was written now, or earlier and never applied), start / stop
@@ -122,7 +158,15 @@ def plan(desired, files, loaded, processes, owner, purge=True, take_over=False, 
                 "%s is a program file of someone else (its first line is not '%s'): rename the program, "
                 "remove that file first, or allow taking it over" % (current["path"], marker(own)))
             continue
-        if current is None and name in groups and state != "absent":
+        gone = current is None and name in groups and name in loaded["removed"]
+        if gone and state != "absent" and not runs_this_program((vanished or {}).get(name), program["content"], name):
+            errors.append(
+                "supervisor runs a program group named %s whose file is gone, and its processes run another command "
+                "(%s): it is not this program's to write back. Rename the program, or remove that group first "
+                "(supervisorctl remove %s, which stops its processes)" % (
+                    name, " | ".join(" ".join(argv) for argv in (vanished or {}).get(name) or [] if argv), name))
+            continue
+        if current is None and name in groups and state != "absent" and not gone:
             errors.append(
                 "supervisor already runs a program group named %s from a file outside the include directory: "
                 "rename the program, or remove that group first" % name)
@@ -136,7 +180,10 @@ def plan(desired, files, loaded, processes, owner, purge=True, take_over=False, 
                 entry["reasons"].append("its file is gone but supervisord still runs it")
             result[name] = _finish(entry, groups.get(name))
             continue
-        if current is None:
+        if gone:
+            entry.update(write=True, apply=True)
+            entry["reasons"].append("its file is gone while supervisord runs it: written back")
+        elif current is None:
             entry.update(write=True, apply=True)
             entry["reasons"].append("no program file yet")
         elif (current.get("text") != program["content"] or current.get("mode") != program.get("mode", "0644")

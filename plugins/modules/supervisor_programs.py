@@ -346,6 +346,18 @@ def _read(path, limit=None):
         return None
 
 
+def command_line(pid):
+    """A process's argv from /proc (readable by root), or None when it does not run."""
+    if not pid:
+        return None
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as handle:
+            words = handle.read().decode("utf-8", "replace").split("\0")
+    except (IOError, OSError):
+        return None
+    return [word for word in words[:-1]] if words and words[-1] == "" else words
+
+
 def read_files(folder, ext):
     """{name: {path, text, mode, uid}} of the include directory's program files."""
     found = {}
@@ -592,9 +604,13 @@ def main():
                                  **result)
     by_name = dict((p["name"], p) for p in params["programs"])
     backed_up = [name for name in (loaded or {}).get("removed", []) if backups_of(params["backup_dir"], name, ext)]
+    # Groups supervisord runs whose file is gone (a wiped include directory, a careless clean-up): what their
+    # processes run tells whose they are, so that their own program writes them back and no other may.
+    vanished = dict((name, [command_line(p.get("pid")) for p in processes if p["group"] == name])
+                    for name in (loaded or {}).get("removed", []))
     planned = state.plan(params["programs"], files, loaded, processes, owner, purge=params["purge"],
                          take_over=params["take_over"], running=facts["running"], backed_up=backed_up,
-                         owners=params["owners"], adopt=params["adopt"])
+                         owners=params["owners"], adopt=params["adopt"], vanished=vanished)
     if planned["errors"]:
         module.fail_json(msg="; ".join(planned["errors"]), errors=planned["errors"], **result)
     writes = [n for n, e in planned["programs"].items() if e["write"] or e["remove"]]

@@ -172,3 +172,23 @@ def test_an_earlier_marker_is_adopted_for_listed_names_only():
     assert planned["programs"]["w"]["action"] == "changed" and planned["programs"]["w"]["write"]
     # Not listed: not this app's to remove (it may be another app's from before apps existed).
     assert "gone" not in planned["programs"]
+
+
+VIDEO = ("; Managed by Ansible (elms.queue_workers/elms).\n[program:elms-video-worker]\n"
+         "command=/usr/bin/nice -n 10 /usr/bin/ionice -c 2 -n 7 /usr/bin/php /var/www/html/artisan queue:work "
+         "--queue=video --sleep=10\n")
+
+
+@pytest.mark.parametrize("argvs, ours", [
+    # nice and ionice exec php: /proc shows php's own command line.
+    ([["/usr/bin/php", "/var/www/html/artisan", "queue:work", "--queue=video", "--sleep=10"]], True),
+    # The program changed since (other options): still this app's program.
+    ([["/usr/bin/php", "/var/www/html/artisan", "queue:work", "--queue=video", "--sleep=3"]], True),
+    # Another app's artisan, or another binary: not ours to write back.
+    ([["/usr/bin/php", "/srv/shop/current/artisan", "queue:work", "--queue=video"]], False),
+    ([["/usr/local/bin/other-daemon", "--serve"]], False),
+    # Nothing runs: nothing to tell it by, and nothing to lose.
+    ([None], True),
+], ids=["same", "changed-options", "other-app", "other-binary", "not-running"])
+def test_a_vanished_group_is_this_program_when_it_runs_the_same_binary_and_script(argvs, ours):
+    assert ps.runs_this_program(argvs, VIDEO, "elms-video-worker") is ours

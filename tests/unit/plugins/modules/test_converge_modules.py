@@ -657,3 +657,41 @@ def test_a_host_without_supervisor_is_reported_and_the_rollout_says_why(run, tmp
     assert "not installed" in would["reason"] or "include directory" in would["reason"]
     left_out = rollout.outcome("site", result=result)
     assert left_out["status"] == "unchanged" and left_out["reason"] == would["reason"]
+
+
+def test_a_program_whose_file_vanished_is_written_back_and_keeps_its_pid(run, sv):
+    """A wiped include directory (or one removed file): the next converge writes the file back; supervisord then runs
+    the group unchanged, so the apply restarts nothing."""
+    pid = installed(run, sv)
+    shutil.rmtree(sv.include)
+    result = converge(run, sv, [ours()])
+    assert not result.get("failed"), result.get("msg")
+    entry = result["programs"][NAME]
+    assert entry["action"] == "added" and "written back" in " ".join(entry["reasons"]), entry
+    assert read(sv.path(NAME)) == program_text()
+    applied = apply(run, sv, result)
+    assert not applied.get("failed"), applied.get("msg")
+    assert applied["updated"] == [] and applied["removed"] == [] and sv.running() == pid
+    again = converge(run, sv, [ours()])
+    assert again["programs"][NAME]["action"] == "unchanged" and not again["pending"]
+
+
+def test_a_changed_program_whose_file_vanished_is_written_back_and_applied(run, sv):
+    pid = installed(run, sv)
+    os.unlink(sv.path(NAME))
+    changed = program_text(extra="startretries=5\n")
+    result = converge(run, sv, [ours(changed)])
+    assert not result.get("failed"), result.get("msg")
+    applied = apply(run, sv, result)
+    assert not applied.get("failed") and applied["updated"] == [NAME], applied
+    assert sv.running() not in (None, pid)
+
+
+def test_a_vanished_group_of_another_app_is_not_written_back(run, sv):
+    """The group's processes run another binary than this program's: another app's, refused, nothing written."""
+    pid = installed(run, sv)
+    os.unlink(sv.path(NAME))
+    other_app = program_text(command="/bin/sh -c 'exec sleep 3600'")
+    result = converge(run, sv, [ours(other_app)])
+    assert result.get("failed") and "whose file is gone" in result["msg"] and "not this program's" in result["msg"]
+    assert not os.path.exists(sv.path(NAME)) and sv.running() == pid
