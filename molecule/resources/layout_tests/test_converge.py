@@ -6,6 +6,7 @@ processes RUNNING under supervisord with the right command line, pids, files, jo
 The tests build on each other in file order; the module fixture puts the defaults back.
 """
 
+import datetime
 import json
 import time
 
@@ -105,6 +106,8 @@ def test_a_worker_kept_stopped_on_purpose_stays_stopped(host, supervisor_status)
     assert host.file(program_path("elms-video-worker")).exists
     rc, out = playbook("site.yml", [DEFAULT_WORKER, dict(VIDEO_WORKER, state="stopped")])
     assert rc == 0 and "changed=0" in out, out
+    # Kept stopped by the second run too: it did not start it, and says nothing changed.
+    assert supervisor_status()[VIDEO_PROC][0] == "STOPPED"
     rc, out = playbook("site.yml")
     assert rc == 0, out
     assert supervisor_status()[VIDEO_PROC][0] == "RUNNING"
@@ -128,8 +131,8 @@ def test_supervisord_killed_under_systemd_is_started_and_its_orphans_finish_thei
     assert artisan("elms:dispatch-encode", name, "--duration=60", "--size=1280x720").rc == 0
     out_dir = "%s/storage/app/hls/%s" % (APP, name)
     assert wait_for_file(out_dir + "/started.json", 60)
-    encoding_pid = json.loads(host.file(out_dir + "/started.json").content_string).get("pid")
     old = pids(supervisor_status)
+    assert json.loads(host.file(out_dir + "/started.json").content_string)["pid"] == old[VIDEO_PROC]
     # Debian's unit restarts a dead supervisord after 50 s; a longer delay here keeps a slow
     # machine from mistaking systemd's own restart for the deploy's start.
     host.check_output("mkdir -p %s && printf '[Service]\\nRestartSec=600\\n' > %s/delay.conf && systemctl daemon-reload"
@@ -142,6 +145,7 @@ def test_supervisord_killed_under_systemd_is_started_and_its_orphans_finish_thei
     assert host.run("systemctl is-active supervisor").stdout.strip() != "active"
     assert sorted(unmanaged_workers(host)) == sorted(old[p] for p in WORKERS)
 
+    deploy_began = time.time()
     try:
         rc, out = playbook("site.yml")
     finally:
@@ -156,10 +160,12 @@ def test_supervisord_killed_under_systemd_is_started_and_its_orphans_finish_thei
     assert all(new[p] != old[p] for p in WORKERS)
     # Every orphan was stopped; the one busy with an encode finished it first.
     assert unmanaged_workers(host) == []
-    assert host.file(out_dir + "/done.json").exists
+    # The encode was in flight when the deploy reached the orphan: the orphan (the video worker's old
+    # process) finished it, after the deploy began (the containers share this machine's clock).
+    done = json.loads(host.file(out_dir + "/done.json").content_string)
+    assert done["pid"] == old[VIDEO_PROC], done
+    assert datetime.datetime.fromisoformat(done["finished_at"]).timestamp() > deploy_began, done
     assert "#EXT-X-ENDLIST" in host.file(out_dir + "/240p/index.m3u8").content_string
-    if encoding_pid:
-        assert encoding_pid == old[VIDEO_PROC]
     assert "No failed jobs" in artisan("queue:failed").stdout
 
 
@@ -181,12 +187,21 @@ def test_a_changed_worker_that_cannot_start_is_rolled_back(host, supervisor_stat
 
 
 def test_a_rollback_brings_back_a_file_removed_in_the_same_run(host, supervisor_status):
+    """The run removes the video worker (not listed) and breaks the default one: the default one does not start,
+    so both files are put back, and the video worker, stopped and removed by the run, runs again."""
     video_file = host.file(program_path("elms-video-worker")).sha256sum
+    before = pids(supervisor_status)
     broken = dict(DEFAULT_WORKER, extra_args=["--no-such-option"])
     rc, out = playbook("site.yml", [broken], "-e", "queue_workers_wait_timeout=20")
     assert rc != 0, out
+    assert "elms-default-worker did not reach RUNNING" in out and "previous version was put back" in out, out[-3000:]
+    # The run did remove the video worker's group (its old process is gone), and put its file back.
     assert host.file(program_path("elms-video-worker")).sha256sum == video_file
-    assert wait_until(lambda: all_running(supervisor_status), 30), supervisor_status()
+    assert wait_until(lambda: all_running(supervisor_status), 60), supervisor_status()
+    after = pids(supervisor_status)
+    assert after[VIDEO_PROC] != before[VIDEO_PROC]
+    assert all(after[p] != before[p] for p in DEFAULT_PROCS)
+    assert "--no-such-option" not in cmdline(host, after[DEFAULT_PROCS[0]])
 
 
 def test_a_new_worker_that_cannot_start_is_stopped_and_named(host, supervisor_status):
@@ -227,17 +242,16 @@ def test_environment_values_reach_the_worker_byte_for_byte(host, supervisor_stat
 
 
 def test_no_environment_value_reaches_a_verbose_diff_run(host):
-    secret = "s3cr3t-rerun-value"
-    rc, out = playbook("site.yml", [dict(DEFAULT_WORKER, environment=dict(ENVIRONMENT, API_TOKEN=secret)), VIDEO_WORKER],
-                       "-v", "--diff")
-    assert rc == 0, out
-    rc2, out2 = playbook("site.yml", [dict(DEFAULT_WORKER, environment=dict(ENVIRONMENT, API_TOKEN=secret)), VIDEO_WORKER],
-                         "-vv", "--diff")
-    assert rc2 == 0, out2
-    for text in (out, out2):
-        assert secret not in text
-        assert ENVIRONMENT["BACKSLASHES"] not in text
-    assert secret in host.file(program_path("elms-default-worker")).content_string
+    """Both runs change the program (a new secret each), so both print a diff: with the values hidden."""
+    for number, verbosity in enumerate(("-v", "-vv")):
+        secret = "s3cr3t-rerun-value-%d" % number
+        environment = dict(ENVIRONMENT, API_TOKEN=secret)
+        rc, out = playbook("site.yml", [dict(DEFAULT_WORKER, environment=environment), VIDEO_WORKER], verbosity, "--diff")
+        assert rc == 0, out
+        assert "changed=0" not in out.split("PLAY RECAP")[-1], "the run changed nothing: no diff was printed"
+        assert "environment= (values hidden)" in out or "environment (values hidden)" in out, out[-3000:]
+        assert secret not in out and ENVIRONMENT["BACKSLASHES"] not in out
+        assert secret in host.file(program_path("elms-default-worker")).content_string
 
 
 def test_an_environment_value_supervisor_cannot_carry_is_refused_before_anything_changes(host, supervisor_status):
@@ -248,3 +262,45 @@ def test_an_environment_value_supervisor_cannot_carry_is_refused_before_anything
     assert "elms-default-worker" in out and "environment.BOTH" in out
     assert host.check_output("sha256sum %s/*%s" % (EXPECT["include_dir"], EXPECT["extension"])) == files
     assert pids(supervisor_status) == before
+
+
+def test_a_wiped_include_directory_is_written_back_while_an_encode_runs(host, supervisor_status, artisan,
+                                                                         wait_for_file):
+    """The include directory removed on a deployed host (a wiped conf.d): the deploy writes both files back,
+    supervisord sees the groups unchanged, every pid is kept and the encode finishes; the rerun changes nothing."""
+    rc, out = playbook("site.yml")
+    assert rc == 0, out
+    name = "wiped-%d" % time.time()
+    assert artisan("elms:dispatch-encode", name, "--duration=30", "--size=640x360").rc == 0
+    out_dir = "%s/storage/app/hls/%s" % (APP, name)
+    assert wait_for_file(out_dir + "/started.json", 60)
+    before = pids(supervisor_status)
+    texts = dict((p, host.file(program_path(p)).content_string) for p in ("elms-default-worker", "elms-video-worker"))
+    # Someone else's program beside ours is put back after the test (it is not ours to write back).
+    host.check_output("rm -rf /root/include.saved && cp -a %s /root/include.saved" % EXPECT["include_dir"])
+    host.check_output("rm -rf %s" % EXPECT["include_dir"])
+    try:
+        rc, out = playbook("site.yml")
+    finally:
+        host.check_output("mkdir -p {0} && cp -an /root/include.saved/. {0}/".format(EXPECT["include_dir"]))
+    assert rc == 0, out[-3000:]
+    for program, text in texts.items():
+        assert host.file(program_path(program)).content_string == text, program
+    assert pids(supervisor_status) == before
+    assert wait_for_file(out_dir + "/done.json", 120), "the encode did not finish"
+    assert json.loads(host.file(out_dir + "/done.json").content_string)["pid"] == before[VIDEO_PROC]
+    rc, out = playbook("site.yml")
+    assert rc == 0 and "changed=0" in out.split("PLAY RECAP")[-1], out[-3000:]
+    assert pids(supervisor_status) == before
+
+
+def test_one_removed_program_file_is_written_back_without_a_restart(host, supervisor_status):
+    before = pids(supervisor_status)
+    text = host.file(program_path("elms-default-worker")).content_string
+    host.check_output("rm -f %s" % program_path("elms-default-worker"))
+    rc, out = playbook("site.yml")
+    assert rc == 0, out[-3000:]
+    assert host.file(program_path("elms-default-worker")).content_string == text
+    assert pids(supervisor_status) == before
+    rc, out = playbook("site.yml")
+    assert rc == 0 and "changed=0" in out.split("PLAY RECAP")[-1], out[-3000:]
