@@ -61,7 +61,12 @@ def test_processed(capsys):
     (argv, kwargs), = calls
     # Run as the app's user (here: this user, so no prefix), killed after the timeout plus the app's boot.
     php = argv.index("/usr/bin/php")
-    assert argv[php + 1] == "-r" and argv[php + 2] == queue_workers_canary.CANARY
+    # The code php runs: it boots the app from its directory, pushes the job with a token in its payload, and reads
+    # what to push from the JSON argument that follows it.
+    code = argv[php + 2]
+    assert argv[php + 1] == "-r"
+    for words in ("require 'bootstrap/app.php'", "createPayloadUsing", "json_decode($argv[1], true)", "pushOn($queue"):
+        assert words in code, words
     wanted = {"job": "App\\Jobs\\Canary", "args": ["x", 2], "connection": "", "queue": "default", "timeout": 30}
     assert json.loads(argv[php + 3]) == wanted
     assert argv[php - 1] == "90" and kwargs["cwd"] == "/srv/app"
