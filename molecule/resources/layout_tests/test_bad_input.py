@@ -25,8 +25,13 @@ PACKAGES = ("supervisor", "ffmpeg")
 # What any run that got past its checks would create on this host.
 PATHS = ("/etc/supervisor", "/etc/supervisord.conf", "/opt/supervisor", "/var/lib/elms-queue-workers",
          "/usr/bin/supervisord", "/usr/bin/ffmpeg")
-# Where a package install, a program file, a log directory or a stamp would be written.
-WATCHED = ("/etc", APP, "/var/lib/dpkg", "/opt", "/usr/bin", "/usr/local")
+# Where a package install, a program file, a log directory, a stamp, a unit or a socket would be
+# written: each watched directory that exists on the host.
+WATCHED = ("/etc", APP, "/var/lib", "/var/log", "/run", "/srv", "/opt", "/usr/bin", "/usr/local")
+# Written by the host itself, whatever a run does: systemd's and journald's own state, logins, the
+# mount table, and apt's daily timer (its lists; an install shows in /var/lib/dpkg, which is watched).
+VOLATILE = ("/run/systemd/", "/run/log/", "/run/user/", "/run/mount/", "/var/log/journal/", "/var/lib/systemd/",
+            "/run/utmp", "/var/log/wtmp", "/var/log/lastlog", "/var/log/btmp", "/var/lib/apt/")
 MARKER = "/tmp/elms-bad-input-marker"
 
 
@@ -119,9 +124,13 @@ def touch_marker(host):
 
 
 def written_since_marker(host):
-    """Every file, directory or link under WATCHED that changed after the marker."""
-    found = host.run("find %s -xdev -newer %s -print 2>/dev/null" % (" ".join(WATCHED), MARKER))
-    return sorted(found.stdout.split())
+    """Every file, directory or link under WATCHED that changed after the marker (the host's own churn left out).
+    The marker must exist and find must succeed: a check that cannot look finds nothing, and says so."""
+    assert host.run("test -f %s" % MARKER).rc == 0, "the marker %s is missing: nothing can be compared" % MARKER
+    watched = [path for path in WATCHED if host.run("test -d %s" % path).rc == 0]
+    found = host.run("find %s -xdev -newer %s -print" % (" ".join(watched), MARKER))
+    assert found.rc == 0, "find failed (%d): %s" % (found.rc, found.stderr)
+    return sorted(path for path in found.stdout.split() if not path.startswith(VOLATILE) and path + "/" not in VOLATILE)
 
 
 def readable(out):
@@ -146,17 +155,27 @@ def run_bad(case):
 
 @pytest.fixture(scope="module")
 def bad_runs(host, fresh):
-    """Every bad input run through the site playbook, three at a time: {case id: (rc, output)},
-    and the host's state and the files written after them."""
+    """Every bad input run through the site playbook: {"results": {case id: (rc, output)}, "written": {case id or
+    group: [files written]}, "state": the host after all of them}. The inputs the controller refuses never reach the
+    host: they run three at a time, with one snapshot for the lot. Each input only the host can tell reaches it, and
+    runs alone, between two snapshots of its own."""
     cases = dict((param.id, param.values[1:] + ((),)) for param in BAD_INPUTS)
     for param in TAGGED_INPUTS:
         tag, name = param.values
         extra_vars, words = dict(CONTROLLER_INPUTS, **HOST_INPUTS)[name]
         cases[param.id] = (extra_vars, words, ("--tags", tag))
+    on_host = [case for case in cases if case.split("-", 1)[-1] in HOST_INPUTS or case in HOST_INPUTS]
+    results, written = {}, {}
     touch_marker(host)
     with ThreadPoolExecutor(max_workers=3) as pool:
-        results = dict(zip(cases, pool.map(run_bad, cases.values())))
-    return {"results": results, "written": written_since_marker(host), "state": host_state(host)}
+        controller = [case for case in cases if case not in on_host]
+        results.update(zip(controller, pool.map(run_bad, [cases[case] for case in controller])))
+    written["refused on the controller"] = written_since_marker(host)
+    for case in on_host:
+        touch_marker(host)
+        results[case] = run_bad(cases[case])
+        written[case] = written_since_marker(host)
+    return {"results": results, "written": written, "state": host_state(host)}
 
 
 def assert_failed_naming(bad_runs, case, words):
@@ -183,8 +202,21 @@ def test_bad_input_fails_naming_it_when_limited_by_tags(bad_runs, tag, name):
     assert_failed_naming(bad_runs, "%s-%s" % (tag, name), dict(CONTROLLER_INPUTS, **HOST_INPUTS)[name][1])
 
 
+def test_the_check_for_written_files_sees_a_write(host):
+    """The snapshot can fail: a file written after the marker, in a watched place, is found."""
+    touch_marker(host)
+    probe = "/var/lib/elms-bad-input-probe"
+    host.check_output("touch %s" % probe)
+    try:
+        assert written_since_marker(host) == [probe]
+    finally:
+        host.check_output("rm -f %s" % probe)
+
+
 def test_no_bad_input_wrote_a_file(bad_runs):
-    assert bad_runs["written"] == []
+    assert dict((case, files) for case, files in bad_runs["written"].items() if files) == {}
+    assert len(bad_runs["written"]) == 1 + sum(1 for case in bad_runs["results"]
+                                              if case.split("-", 1)[-1] in HOST_INPUTS or case in HOST_INPUTS)
 
 
 def test_no_bad_input_installed_started_or_created_anything(bad_runs):
