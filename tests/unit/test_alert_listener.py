@@ -804,7 +804,8 @@ def read(path):
 
 def test_real_supervisord_fatal_retries_and_give_up(receiver):
     if importlib.util.find_spec("supervisor") is None:
-        pytest.skip("supervisor is not installed in this interpreter (requirements-dev.txt pins it)")
+        pytest.fail("supervisor is not installed in this interpreter: it is a pinned test dependency "
+                    "(requirements-dev.txt, tests/unit/requirements.txt)")
     # A short directory: a unix socket path must stay under 108 bytes.
     here = tempfile.mkdtemp(prefix="elms-alerts-")
     webhook = "http://127.0.0.1:%d%s" % (receiver.server_address[1], SECRET_PATH)
@@ -843,3 +844,57 @@ def test_real_supervisord_fatal_retries_and_give_up(receiver):
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         shutil.rmtree(here, ignore_errors=True)
+
+
+@pytest.fixture(name="silent")
+def silent_fixture():
+    """A receiver that accepts the connection and the request, and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held = []
+    stop = threading.Event()
+
+    def accept():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                connection, _address = server.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            held.append(connection)
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1], held
+    finally:
+        stop.set()
+        thread.join(5)
+        for connection in held:
+            connection.close()
+        server.close()
+
+
+def test_a_receiver_that_never_answers_times_out_and_blocks_no_event(tmp_path, silent, capsys):
+    """The webhook call gives up after its timeout, counted as failed; meanwhile the listener has answered
+    supervisor's events (the send runs in the sender's thread), and the next alert is sent once the first is over."""
+    port, held = silent
+    url = "http://127.0.0.1:%d%s" % (port, SECRET_PATH)
+    state = al.State(str(tmp_path / "state.json"), 0)
+    sender = al.Sender(state, channels(webhook={"url": url, "timeout": 2})).start()
+    started = time.monotonic()
+    assert sender.put(an_alert(tmp_path))
+    # put() returns at once: the event that raised the alert is answered without waiting for the receiver.
+    assert time.monotonic() - started < 0.5
+    assert sender.put(an_alert(tmp_path))
+    sender.close(timeout=20)
+    elapsed = time.monotonic() - started
+    assert held, "the receiver never got a connection: nothing was tried"
+    assert state.data["failed"] == 2 and state.data["sent"] == 0, state.data
+    # Each send waited for its own timeout, not for ever.
+    assert 3.5 <= elapsed < 15, elapsed
+    err = capsys.readouterr().err
+    assert "webhook: POST to http://127.0.0.1:%d failed" % port in err and "timed out" in err, err
+    assert "s3cretPath" not in err

@@ -9,6 +9,7 @@ Fixtures are function-scoped: `ansible-test units` runs each test in a fork of i
 own, where a module-scoped fixture would never be torn down.
 """
 
+import importlib.util
 import json
 import os
 import shutil
@@ -272,9 +273,24 @@ def program_of_running_supervisord(procs, name):
     return pid
 
 
+def unshare_refused():
+    """Why a new mount namespace cannot be made here, or None: unshare needs root and a kernel or container that
+    allows it (an unprivileged container refuses it with 'Operation not permitted')."""
+    if os.geteuid() != 0:
+        return "unshare --mount needs root"
+    if not shutil.which("unshare"):
+        return "unshare is not installed"
+    tried = subprocess.run(["unshare", "--mount", "true"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           universal_newlines=True)
+    if tried.returncode != 0:
+        return "unshare --mount is not permitted here: %s" % tried.stdout.strip()
+    return None
+
+
 def leader_in_other_mount_namespace(procs, name):
-    if os.geteuid() != 0 or not shutil.which("unshare"):
-        pytest.skip("needs root and unshare")
+    refused = unshare_refused()
+    if refused:
+        pytest.skip(refused)
     proc = procs.popen(["unshare", "--mount", "--propagation", "private", sys.executable, "-c", WORKER],
                        procs.worker_env(name), start_new_session=True)
     procs.ready(proc.pid)
@@ -544,7 +560,7 @@ environment=ELMS_TEST_DIR="{state}"
 
 
 def test_programs_of_a_killed_supervisord(procs):
-    pytest.importorskip("supervisor")
+    assert importlib.util.find_spec("supervisor"), "supervisor is a pinned test dependency (tests/unit/requirements.txt)"
     name = group("sv")
     with open(os.path.join(procs.state, "worker.py"), "w") as handle:
         handle.write(WORKER)

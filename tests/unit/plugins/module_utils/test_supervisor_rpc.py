@@ -180,7 +180,8 @@ def wait_for(check, seconds=20):
 @pytest.fixture(scope="module")
 def server():
     if importlib.util.find_spec("supervisor") is None:
-        pytest.skip("supervisor is not installed in this interpreter (requirements-dev.txt pins it)")
+        pytest.fail("supervisor is not installed in this interpreter: it is a pinned test dependency "
+                    "(requirements-dev.txt, tests/unit/requirements.txt)")
     # A short directory: a unix socket path must stay under 108 bytes.
     here = tempfile.mkdtemp(prefix="elms-rpc-")
     os.mkdir(os.path.join(here, "conf.d"))

@@ -1,6 +1,7 @@
 """Worker definitions become exactly the supervisor program the eLMS guide describes."""
 
 import configparser
+import importlib
 import os
 import pwd
 import shlex
@@ -106,7 +107,7 @@ def supervisor_environments(tmp_path, environment):
     through supervisor's whole reading: RawConfigParser with inline comments, the
     %(here)s replacement of included files, the %-expansion, dict_of_key_value_pairs.
     """
-    options_module = pytest.importorskip("supervisor.options")
+    options_module = importlib.import_module("supervisor.options")
     user = pwd.getpwuid(os.getuid()).pw_name
     settings = dict(SETTINGS, app_dir=str(tmp_path), user=user)
     worker = dict(DEFAULT_WORKER, log=str(tmp_path / "worker.log"), environment=environment)

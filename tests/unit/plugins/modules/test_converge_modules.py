@@ -182,7 +182,8 @@ class Supervisord:
 @pytest.fixture
 def sv(tmp_path):
     if importlib.util.find_spec("supervisor") is None:
-        pytest.skip("supervisor is not installed in this interpreter (requirements-dev.txt pins it)")
+        pytest.fail("supervisor is not installed in this interpreter: it is a pinned test dependency "
+                    "(requirements-dev.txt, tests/unit/requirements.txt)")
     # A short directory for the socket: a unix socket path must stay under 108 bytes. Its name is
     # digits only, so that no random letters can look like a secret value in a result.
     base = tempfile.gettempdir()
