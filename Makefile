@@ -42,7 +42,7 @@ docker:
 	bash tests/harness/ensure-docker.sh
 
 images: docker
-	python3 tests/harness/images.py debian12-php debian12-app debian13-php
+	python3 tests/harness/images.py debian12-php debian12-app debian13-php debian13-controller
 
 lint: collection
 	yamllint --strict .

@@ -32,6 +32,7 @@ IMAGES = {
     "debian13-base": ("trixie", None, None),
     "debian13-systemd": ("trixie", "debian13-base", "systemd.Dockerfile"),
     "debian13-php": ("trixie", "debian13-systemd", "php.Dockerfile"),
+    "debian13-controller": ("trixie", "debian13-base", "controller.Dockerfile"),
 }
 
 
