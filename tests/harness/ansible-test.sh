@@ -10,8 +10,9 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # The pinned toolchain (ansible-core decides which ansible-test runs); make already puts it first.
 export PATH="$root/.venv/bin:$PATH"
 command -v ansible-test >/dev/null || { echo "ansible-test not found: run 'make venv' first" >&2; exit 1; }
-# The host's Python: the other versions ansible-test knows are not installed here.
-python_version=3.11
+# The host's Python: the other versions ansible-test knows are not installed here
+# (ANSIBLE_TEST_PYTHON for another controller's, such as the newest_core scenario's 3.13).
+python_version=${ANSIBLE_TEST_PYTHON:-3.11}
 
 # ansible-test and pytest resolve the working directory to its physical path. From the
 # .build/collections/ansible_collections/elms/queue_workers link that is the checkout itself,
