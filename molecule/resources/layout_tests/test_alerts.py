@@ -101,6 +101,26 @@ def test_a_worker_that_cannot_start_is_alerted_as_fatal_within_a_minute(broken_v
     assert isinstance(fatal["log_tail"], list)
 
 
+def test_the_fatal_alert_reaches_syslog_and_the_mailbox_too(host, broken_video_worker):
+    """The same FATAL, delivered by the host's rsyslog into /var/log/syslog and by its MTA into root's mailbox."""
+    assert broken_video_worker["fatal"], "no FATAL alert to look for"
+    text = broken_video_worker["fatal"]["text"]
+
+    def in_syslog():
+        found = host.run("grep -F 'elms-queue-workers' /var/log/syslog").stdout
+        return [line for line in found.splitlines() if VIDEO in line and "FATAL" in line]
+    assert wait_until(in_syslog, 60), host.run("tail -20 /var/log/syslog").stdout
+    assert any(line.rstrip().endswith(text) or text in line for line in in_syslog()), (in_syslog(), text)
+
+    def in_mailbox():
+        return host.run("cat /var/mail/alerts 2>/dev/null").stdout
+    assert wait_until(lambda: VIDEO in in_mailbox() and "FATAL" in in_mailbox(), 60), (
+        in_mailbox()[-3000:] + host.run("tail -5 /var/log/exim4/mainlog").stdout)
+    mailbox = in_mailbox()
+    assert "To: alerts@localhost" in mailbox and "Subject: " in mailbox, mailbox[-3000:]
+    assert SECRET not in mailbox
+
+
 def test_the_listener_starts_it_again_once_the_app_is_readable_and_says_so(host, supervisor_status, broken_video_worker):
     assert host.run("chmod 0755 %s" % APP).rc == 0
     since = broken_video_worker["since"]
