@@ -212,7 +212,9 @@ def test_the_diagnosis_says_alerting_runs_and_when_it_last_sent(host):
 
 
 def test_no_channel_removes_the_listener_and_its_files(host, supervisor_status):
-    rc, out = playbook("site.yml", None, "-e", "queue_workers_alert_webhook=")
+    no_channel = {"queue_workers_alert_webhook": "", "queue_workers_alert_syslog": False,
+                  "queue_workers_alert_mail_to": []}
+    rc, out = playbook("site.yml", None, "-e", json.dumps(no_channel))
     assert rc == 0, out[-3000:]
     assert LISTENER_PROCESS not in supervisor_status()
     for path in (CONFIG, SCRIPT, "%s/%s%s" % (EXPECT["include_dir"], LISTENER, EXPECT["extension"])):
