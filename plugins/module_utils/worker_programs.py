@@ -16,10 +16,7 @@ import re
 
 from ansible_collections.elms.queue_workers.plugins.module_utils import daemon_kinds, program_state
 
-try:
-    from shlex import quote as _shlex_quote
-except ImportError:  # pragma: no cover - Python 2 controller
-    from pipes import quote as _shlex_quote
+from shlex import quote as _shlex_quote
 
 # Program files written for OWNER start with program_state.marker(OWNER); only such files are ever
 # changed or removed. This collection's workers belong to DEFAULT_OWNER unless told otherwise.
