@@ -13,10 +13,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
+from shlex import quote as _shlex_quote
 
 from ansible_collections.elms.queue_workers.plugins.module_utils import daemon_kinds, program_state
-
-from shlex import quote as _shlex_quote
 
 # Program files written for OWNER start with program_state.marker(OWNER); only such files are ever
 # changed or removed. This collection's workers belong to DEFAULT_OWNER unless told otherwise.
