@@ -179,6 +179,7 @@ from ansible_collections.elms.queue_workers.plugins.module_utils import program_
 from ansible_collections.elms.queue_workers.plugins.module_utils import supervisor_rpc as rpc
 from ansible_collections.elms.queue_workers.plugins.module_utils.recycling import POLL, connect, log_tail, pids_by_group
 
+
 def start_service(module, service, config_file, timeout=60):
     """Start supervisord through its service manager (a start, never a restart) and wait until it answers."""
     systemctl = module.get_bin_path("systemctl")

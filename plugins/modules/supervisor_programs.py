@@ -355,7 +355,7 @@ def command_line(pid):
             words = handle.read().decode("utf-8", "replace").split("\0")
     except (IOError, OSError):
         return None
-    return [word for word in words[:-1]] if words and words[-1] == "" else words
+    return words[:-1] if words and words[-1] == "" else words
 
 
 def read_files(folder, ext):
