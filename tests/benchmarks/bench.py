@@ -1327,8 +1327,8 @@ def measure_restart(runner, hosts, inventories, sizes):
         "remote_calls_per_host": runs[many][0].summary(many)["remote_calls"],
         # The play's batches, from the callback: a task starts once per batch.
         "batches": max(sum(1 for e in r.events if e["event"] == "task_start"
-                           and e["task"].endswith("Recycle every program after its current work, and wait until each "
-                                                  "runs again"))
+                           and e["task"].endswith("recycle every program after its current work, and wait until "
+                                                  "each runs again"))
                        for r in runs[many]),
     }
 
