@@ -1177,6 +1177,9 @@ def changed_per_host(run):
 
 
 FLEET_TARGET = 2.0  # no-change rerun of 10 hosts: at most this times one host's, at each forks setting
+FLEET_PING_TARGET = 1.5  # no-change site rerun at most this times ansible -m ping over the same hosts, at 1 and 10
+FLEET_CPU_TARGET = 3.0  # controller CPU per host at 10 hosts: at most this times ping's
+FLEET_TASKS_TARGET = 4  # task results per host (skipped ones included) of a no-change run
 RESTART_BATCH = "25%"
 
 
@@ -1265,6 +1268,8 @@ def section_fleet(runner):
                 "ping_cpu_per_host": median([r.cpu_seconds for r in ping]) / size,
                 "remote_calls_per_host": summaries[0]["remote_calls"],
                 "remote_calls_varied": len({s["remote_calls"] for s in summaries}) > 1,
+                # Every task result per host, skipped ones included (the callback's count).
+                "tasks_per_host": summaries[0]["tasks_run"] + summaries[0]["tasks_skipped"],
                 "peak_rss_mib": max(m["peak_rss_mib"] for m in memory),
                 "peak_pss_mib": max(m["peak_pss_mib"] for m in memory),
                 "peak_processes": max(m["peak_processes"] for m in memory),
@@ -1656,15 +1661,20 @@ def render_fleet(r, summary, details):
                    r["processes_per_host"], ", ".join(str(n) for n in r["sizes"]), os.cpu_count(),
                    ", ".join(str(f) for f in r["forks"]), r["repeat"]), "",
                 "| hosts | forks | no-change (median) | seconds per round | growth vs %d | ping | ping growth "
-                "| no-change ÷ ping | controller CPU per host (site; ping) | remote calls per host | peak Pss / VmRSS "
-                "sum, processes | largest process | load average after its rounds |" % base_hosts,
-                "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                "| no-change ÷ ping (target ≤ %s×) | controller CPU per host (site; ping; ratio, target ≤ %s×) | task "
+                "results per host (skipped included; target ≤ %d) | remote calls per host | peak Pss / VmRSS "
+                "sum, processes | largest process | load average after its rounds |" % (
+                    base_hosts, FLEET_PING_TARGET, FLEET_CPU_TARGET, FLEET_TASKS_TARGET),
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        details.append("| %d | %d | %s | %s | %s | %s | %s | %s | %s; %s | %s%s | %s / %s MiB, %d | %s MiB | %s |" % (
+        details.append("| %d | %d | %s | %s | %s | %s | %s | %s | %s; %s; %s | %s | %s%s | %s / %s MiB, %d | %s MiB "
+                       "| %s |" % (
             row["hosts"], row["forks"], fmt(row["nochange_median"], " s"),
             ", ".join(fmt(x, "", 2) for x in row["nochange_seconds"]), fmt(row["growth"], "×"),
             fmt(row["ping_median"], " s"), fmt(row["ping_growth"], "×"), fmt(row["nochange_vs_ping"], "×"),
-            fmt(row["cpu_per_host"], " s"), fmt(row["ping_cpu_per_host"], " s"), fmt_count(row["remote_calls_per_host"]),
+            fmt(row["cpu_per_host"], " s"), fmt(row["ping_cpu_per_host"], " s"),
+            fmt(ratio(row["cpu_per_host"], row["ping_cpu_per_host"]), "×"), fmt_count(row.get("tasks_per_host")),
+            fmt_count(row["remote_calls_per_host"]),
             " (varied)" if row["remote_calls_varied"] else "", fmt(row["peak_pss_mib"], "", 0),
             fmt(row["peak_rss_mib"], "", 0), row["peak_processes"], fmt(row["maxrss_mib"], "", 0),
             fmt(row["load_average"])))
