@@ -114,7 +114,6 @@ EXAMPLES = r"""
     programs: "{{ programs_result.apply }}"
     rollback: "{{ programs_result.rollback }}"
     wait_timeout: 60
-
 """
 
 RETURN = r"""
