@@ -16,11 +16,9 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import xmlrpc.client
@@ -749,26 +747,8 @@ def test_rpc_needs_the_url_supervisor_gives():
 
 # --- inside a real supervisord ----------------------------------------------------------
 
-SUPERVISORD_CONF = """\
-[unix_http_server]
-file=%(here)s/supervisor.sock
-username=admin
-password=s3cret
-
-[supervisord]
-logfile=%(here)s/supervisord.log
-pidfile=%(here)s/supervisord.pid
-childlogdir=%(here)s
-nodaemon=true
-
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-
-[supervisorctl]
-serverurl=unix://%(here)s/supervisor.sock
-username=admin
-password=s3cret
-
+# The programs of the test supervisord (tests/unit/conftest.py, with a password).
+PROGRAMS = """
 [program:crasher]
 command=/bin/sh -c "echo crasher cannot start; exit 3"
 startsecs=5
@@ -802,24 +782,17 @@ def read(path):
         return ""
 
 
-def test_real_supervisord_fatal_retries_and_give_up(receiver):
-    if importlib.util.find_spec("supervisor") is None:
-        pytest.fail("supervisor is not installed in this interpreter: it is a pinned test dependency "
-                    "(requirements-dev.txt, tests/unit/requirements.txt)")
-    # A short directory: a unix socket path must stay under 108 bytes.
-    here = tempfile.mkdtemp(prefix="elms-alerts-")
+def test_real_supervisord_fatal_retries_and_give_up(receiver, real_supervisord):
+    server = real_supervisord(PROGRAMS.format(python=sys.executable.replace("%", "%%"), script=SCRIPT), auth=True,
+                              prefix="elms-alerts-", start=False)
+    here = server.here
     webhook = "http://127.0.0.1:%d%s" % (receiver.server_address[1], SECRET_PATH)
     with open(os.path.join(here, "alerts.json"), "w", encoding="utf-8") as handle:
         json.dump({"host": "web1", "programs": {"crasher": {"app": "elms", "log": os.path.join(here, "crasher.log")}},
                    "channels": {"webhook": {"url": webhook, "timeout": 5}}, "fatal_retry": {"delays": [2, 2]},
                    "rate_limit": {"alerts": 10, "seconds": 600}, "state_file": os.path.join(here, "state.json"),
-                   "supervisor_config": os.path.join(here, "supervisord.conf")}, handle)
-    config = os.path.join(here, "supervisord.conf")
-    with open(config, "w", encoding="utf-8") as handle:
-        handle.write(SUPERVISORD_CONF.format(python=sys.executable.replace("%", "%%"), script=SCRIPT))
-    with open(os.path.join(here, "stdout"), "w", encoding="utf-8") as output:
-        process = subprocess.Popen([sys.executable, "-m", "supervisor.supervisord", "-c", config],
-                                   stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+                   "supervisor_config": server.config}, handle)
+    process = server.start().process
     try:
         def seen():
             return [(r["alert"]["event"], r["alert"]["attempt"]) for r in receiver.received
@@ -837,13 +810,7 @@ def test_real_supervisord_fatal_retries_and_give_up(receiver):
         assert state["last_sent"]["event"] == "GAVE_UP" and state["last_sent"]["channels_ok"] == ["webhook"]
         assert "crasher:crasher BACKOFF -> FATAL" in log and "s3cretPath" not in log
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        shutil.rmtree(here, ignore_errors=True)
+        server.stop()
 
 
 @pytest.fixture(name="silent")

@@ -9,7 +9,6 @@ Fixtures are function-scoped: `ansible-test units` runs each test in a fork of i
 own, where a module-scoped fixture would never be torn down.
 """
 
-import importlib.util
 import json
 import os
 import shutil
@@ -538,18 +537,8 @@ def test_stop_uses_the_injected_clock_and_sleep(procs):
 
 # --- a real supervisord killed with SIGKILL -----------------------------------------
 
-SUPERVISORD_CONF = """[unix_http_server]
-file=%(here)s/supervisor.sock
-
-[supervisord]
-logfile=%(here)s/supervisord.log
-pidfile=%(here)s/supervisord.pid
-childlogdir=%(here)s
-nodaemon=true
-
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-
+# Its program (tests/unit/conftest.py's supervisord): two workers that write to the test's state directory.
+PROGRAM = """
 [program:{name}]
 command={python} %(here)s/worker.py
 process_name=%(program_name)s_%(process_num)02d
@@ -559,15 +548,12 @@ environment=ELMS_TEST_DIR="{state}"
 """
 
 
-def test_programs_of_a_killed_supervisord(procs):
-    assert importlib.util.find_spec("supervisor"), "supervisor is a pinned test dependency (tests/unit/requirements.txt)"
+def test_programs_of_a_killed_supervisord(procs, real_supervisord):
     name = group("sv")
-    with open(os.path.join(procs.state, "worker.py"), "w") as handle:
-        handle.write(WORKER)
-    conf = os.path.join(procs.state, "supervisord.conf")
-    with open(conf, "w") as handle:
-        handle.write(SUPERVISORD_CONF.format(name=name, python=sys.executable, state=procs.state))
-    supervisord = procs.popen([sys.executable, "-m", "supervisor.supervisord", "-n", "-c", conf], supervisor_env(None))
+    server = real_supervisord(PROGRAM.format(name=name, python=sys.executable, state=procs.state),
+                              files={"worker.py": WORKER})
+    supervisord = server.process
+    procs.track(supervisord.pid)
 
     def programs():
         """pid -> SUPERVISOR_PROCESS_NAME of the programs that have started."""
@@ -590,7 +576,7 @@ def test_programs_of_a_killed_supervisord(procs):
     supervisord.wait(timeout=10)
     assert all(alive(pid) for pid in pids), "programs outlive a supervisord killed with SIGKILL"
 
-    url = "unix://%s/supervisor.sock" % procs.state
+    url = "unix://%s" % server.socket
     assert orphans.find_orphans([name], server_url="unix:///run/elms-elsewhere.sock") == []
     found = orphans.find_orphans([name], server_url=url)
     assert dict((o["pid"], o["process"]) for o in found) == started

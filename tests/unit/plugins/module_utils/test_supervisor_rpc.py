@@ -4,14 +4,8 @@ Endpoint resolution is checked on config texts; everything else against a real s
 (the one pinned in requirements-dev.txt), started on a unix socket in a temporary directory.
 """
 
-import importlib.util
 import os
-import shutil
-import signal
 import socket
-import subprocess
-import sys
-import tempfile
 import time
 
 import pytest
@@ -115,29 +109,8 @@ def test_connect_reports_unreadable_config(tmp_path):
 
 # --- against a real supervisord -------------------------------------------------------
 
-SUPERVISORD_CONF = """\
-[unix_http_server]
-file=%(here)s/supervisor.sock
-username=admin
-password=s3cret
-
-[supervisord]
-logfile=%(here)s/supervisord.log
-pidfile=%(here)s/supervisord.pid
-childlogdir=%(here)s
-nodaemon=true
-
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-
-[supervisorctl]
-serverurl=unix://%(here)s/supervisor.sock
-username=admin
-password=s3cret
-
-[include]
-files=conf.d/*.conf
-
+# The programs of the test supervisord (tests/unit/conftest.py: with a password, including conf.d/*.conf).
+PROGRAMS = """
 [program:sleeper]
 command=/bin/sleep 1000
 
@@ -178,34 +151,13 @@ def wait_for(check, seconds=20):
 
 
 @pytest.fixture(scope="module")
-def server():
-    if importlib.util.find_spec("supervisor") is None:
-        pytest.fail("supervisor is not installed in this interpreter: it is a pinned test dependency "
-                    "(requirements-dev.txt, tests/unit/requirements.txt)")
-    # A short directory: a unix socket path must stay under 108 bytes.
-    here = tempfile.mkdtemp(prefix="elms-rpc-")
-    os.mkdir(os.path.join(here, "conf.d"))
-    for name, text in (("supervisord.conf", SUPERVISORD_CONF), ("talker.sh", TALKER), ("slowstop.sh", SLOWSTOP)):
-        with open(os.path.join(here, name), "w") as handle:
-            handle.write(text)
-    config = os.path.join(here, "supervisord.conf")
-    with open(os.path.join(here, "stdout"), "w") as output:
-        process = subprocess.Popen([sys.executable, "-m", "supervisor.supervisord", "-c", config],
-                                   stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+def server(supervisord_type):
+    started = supervisord_type(PROGRAMS, files={"talker.sh": TALKER, "slowstop.sh": SLOWSTOP}, auth=True,
+                               include="conf.d/*.conf", prefix="elms-rpc-").start()
     try:
-        if not wait_for(lambda: os.path.exists(os.path.join(here, "supervisor.sock")) or process.poll() is not None) \
-                or process.poll() is not None:
-            with open(os.path.join(here, "stdout")) as handle:
-                pytest.fail("supervisord did not start:\n" + handle.read())
-        yield {"here": here, "config": config, "process": process}
+        yield {"here": started.here, "config": started.config, "process": started.process}
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        shutil.rmtree(here, ignore_errors=True)
+        started.remove()
 
 
 @pytest.fixture

@@ -6,16 +6,11 @@ else (qw-mod-other, no marker) that must never be touched. The modules' main() r
 way Ansible's own module tests do: arguments patched in, the JSON printed on exit read back.
 """
 
-import errno
-import importlib.util
 import json
 import os
 import shutil
-import signal
 import stat
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from unittest import mock
@@ -50,26 +45,6 @@ OTHER = "qw-mod-other"
 SLEEP = "/bin/sleep 1000"
 DOWN = ("STOPPED", "EXITED", "FATAL")
 
-SUPERVISORD_CONF = """\
-[unix_http_server]
-file={socket}
-
-[supervisord]
-logfile=%(here)s/supervisord.log
-pidfile=%(here)s/supervisord.pid
-childlogdir=%(here)s/logs
-nodaemon=true
-
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-
-[supervisorctl]
-serverurl=unix://{socket}
-
-[include]
-files = conf.d/*.conf
-"""
-
 OTHER_CONF = """\
 [program:{name}]
 command={command}
@@ -94,79 +69,22 @@ def wait_for(check, seconds=30):
         time.sleep(0.1)
 
 
-def _environ(pid):
-    try:
-        with open("/proc/%s/environ" % pid, "rb") as handle:
-            raw = handle.read()
-    except (IOError, OSError):
-        return {}
-    return dict(item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
-
-
-def children_of(socket_path):
-    """Pids of processes a supervisord serving socket_path spawned (its programs put this URL in their env)."""
-    url = ("unix://" + socket_path).encode("utf-8")
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid() and _environ(entry).get(b"SUPERVISOR_SERVER_URL") == url:
-            found.append(int(entry))
-    return found
-
-
 class Supervisord:
-    """A supervisord in a temporary directory; stop() ends it and every program it spawned."""
+    """The test's supervisord (tests/unit/conftest.py's real_supervisord, including conf.d/*.conf, with someone
+    else's program in it), and what it runs, read independently of the modules."""
 
-    def __init__(self, here, socket_dir):
-        self.here = str(here)
-        self.socket_dir = socket_dir
-        self.socket = os.path.join(socket_dir, "supervisor.sock")
-        self.config = os.path.join(self.here, "supervisord.conf")
-        self.include = os.path.join(self.here, "conf.d")
-        self.backups = os.path.join(self.here, "backups")
-        self.process = None
-        self.leaked = []
-        os.mkdir(self.include)
-        os.mkdir(os.path.join(self.here, "logs"))
-        with open(self.config, "w") as handle:
-            handle.write(SUPERVISORD_CONF.format(socket=self.socket))
-        with open(self.path(OTHER), "w") as handle:
-            handle.write(OTHER_CONF.format(name=OTHER, command=SLEEP))
+    def __init__(self, server):
+        self.server = server
+        self.config = server.config
+        self.include = os.path.join(server.here, "conf.d")
+        self.backups = os.path.join(server.here, "backups")
+        self.client = rpc.connect(self.config)
 
     def path(self, name):
         return os.path.join(self.include, name + ".conf")
 
-    def start(self):
-        with open(os.path.join(self.here, "stdout"), "a") as output:
-            self.process = subprocess.Popen([sys.executable, "-m", "supervisor.supervisord", "-c", self.config],
-                                            stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-        started = wait_for(lambda: self.process.poll() is not None or self._answers())
-        if not started or self.process.poll() is not None:
-            with open(os.path.join(self.here, "stdout")) as handle:
-                pytest.fail("supervisord did not start:\n" + handle.read())
-        self.client = rpc.connect(self.config)
-
-    def _answers(self):
-        try:
-            return rpc.connect(self.config).state() == "RUNNING"
-        except rpc.RPCError:
-            return False
-
     def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        # supervisord stops its programs when it ends; whatever is still there was left behind.
-        for pid in children_of(self.socket):
-            self.leaked.append(pid)
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except OSError as exc:
-                if exc.errno != errno.ESRCH:
-                    os.kill(pid, signal.SIGKILL)
+        self.server.stop()
 
     # What supervisord runs, read independently of the modules.
     def info(self, name=NAME):
@@ -180,29 +98,12 @@ class Supervisord:
 
 
 @pytest.fixture
-def sv(tmp_path):
-    if importlib.util.find_spec("supervisor") is None:
-        pytest.fail("supervisor is not installed in this interpreter: it is a pinned test dependency "
-                    "(requirements-dev.txt, tests/unit/requirements.txt)")
-    # A short directory for the socket: a unix socket path must stay under 108 bytes. Its name is
-    # digits only, so that no random letters can look like a secret value in a result.
-    base = tempfile.gettempdir()
-    for attempt in range(1000):
-        socket_dir = os.path.join(base, "elms-mod-%d-%d" % (os.getpid(), attempt))
-        try:
-            os.mkdir(socket_dir, 0o700)
-            break
-        except FileExistsError:
-            continue
-    server = Supervisord(tmp_path, socket_dir)
-    try:
-        server.start()
-        assert server.running(OTHER), "the other program did not start"
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(socket_dir, ignore_errors=True)
-    assert not server.leaked, "processes of the test supervisord outlived it: %s" % server.leaked
+def sv(real_supervisord):
+    server = real_supervisord(files={"conf.d/%s.conf" % OTHER: OTHER_CONF.format(name=OTHER, command=SLEEP)},
+                              include="conf.d/*.conf", prefix="elms-mod-")
+    started = Supervisord(server)
+    assert started.running(OTHER), "the other program did not start"
+    return started
 
 
 @pytest.fixture
