@@ -67,7 +67,7 @@ class ActionModule(ActionBase):
         result.update(changed=False, canary=plan["canary"], single=plan["single"])
         if mode == "plan":
             # Planned without the files' text (which may hold secrets): names, owners, the restart plan.
-            result["apps"] = plan["apps"]
+            result["apps"] = role_plan.shown(plan["apps"])
             result["restart"] = role_plan.restart_args(plan["apps"])
             return result
         return self._converge(values, plan, task_vars, result)

@@ -154,6 +154,20 @@ def converge_args(v, plan, check_only=False, not_ready=None, tools=(), files=())
     return args
 
 
+def shown(apps_plan):
+    """The apps' plan as a task may return it (registered, shown with -v): each program without its environment
+    values, which may be secrets (an API token); the names stay."""
+    found = dict(apps_plan)
+    found["apps"] = []
+    for app in apps_plan.get("apps") or []:
+        app = dict(app)
+        app["programs"] = [dict(program, environment=dict.fromkeys(program["environment"], "(hidden)"))
+                           if isinstance(program, dict) and isinstance(program.get("environment"), dict) else program
+                           for program in app.get("programs") or []]
+        found["apps"].append(app)
+    return found
+
+
 def restart_args(apps_plan):
     """The arguments of the restart's one call (elms.queue_workers.queue_workers_recycle) for the apps' plan."""
     present = [app for app in apps_plan["apps"] if app["state"] == "present"]

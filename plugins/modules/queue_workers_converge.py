@@ -70,7 +70,7 @@ EXAMPLES = r"""
 RETURN = r"""
 apps:
   description: With O(mode=plan), the apps' plan (programs without their text, owners, the restart plan, each app's
-    name, dir, user, php, connection and log dir).
+    name, dir, user, php, connection, log dir and programs, their C(environment) values hidden).
   returned: mode plan
   type: dict
 docker:

@@ -119,3 +119,12 @@ def test_the_docker_config_is_rendered_for_the_container():
 def test_docker_paths_are_checked(repo, path, words):
     found = role_plan.docker(role_vars(queue_workers_docker_repo=repo, queue_workers_docker_config_path=path))
     assert any(words in error for error in found["errors"]) and found["content"] == "", found["errors"]
+
+
+def test_the_plan_a_task_returns_hides_environment_values():
+    worker = dict(role_vars()["queue_workers_programs"][0], environment={"API_TOKEN": "s3cr3t"})
+    plan = role_plan.build(role_vars(queue_workers_programs=[worker]), "h", content=False)
+    shown = role_plan.shown(plan["apps"])
+    assert "s3cr3t" not in repr(shown) and "s3cr3t" in repr(plan["apps"])
+    assert shown["apps"][0]["programs"][0]["environment"] == {"API_TOKEN": "(hidden)"}
+    assert shown["recycle"] == plan["apps"]["recycle"]
