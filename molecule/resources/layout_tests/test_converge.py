@@ -242,14 +242,17 @@ def test_environment_values_reach_the_worker_byte_for_byte(host, supervisor_stat
 
 
 def test_no_environment_value_reaches_a_verbose_diff_run(host):
-    """Both runs change the program (a new secret each), so both print a diff: with the values hidden."""
+    """Both runs change the program next to its environment= line (the log backups, and a new secret each), so both
+    print a diff whose context shows that line: with the values hidden."""
     for number, verbosity in enumerate(("-v", "-vv")):
         secret = "s3cr3t-rerun-value-%d" % number
         environment = dict(ENVIRONMENT, API_TOKEN=secret)
-        rc, out = playbook("site.yml", [dict(DEFAULT_WORKER, environment=environment), VIDEO_WORKER], verbosity, "--diff")
+        rc, out = playbook("site.yml", [dict(DEFAULT_WORKER, environment=environment), VIDEO_WORKER], verbosity,
+                           "--diff", "-e", "queue_workers_log_backups=%d" % (6 + number))
         assert rc == 0, out
         assert "changed=0" not in out.split("PLAY RECAP")[-1], "the run changed nothing: no diff was printed"
-        assert "environment= (values hidden)" in out or "environment (values hidden)" in out, out[-3000:]
+        assert "+stdout_logfile_backups=%d" % (6 + number) in out, out[-3000:]
+        assert " environment= (values hidden)" in out, out[-3000:]
         assert secret not in out and ENVIRONMENT["BACKSLASHES"] not in out
         assert secret in host.file(program_path("elms-default-worker")).content_string
 
