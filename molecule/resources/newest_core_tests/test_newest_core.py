@@ -17,7 +17,7 @@ from conftest import EXPECT, ROOT
 
 IMAGE = "elms-test/debian13-controller:latest"
 CONTROLLER = "elms-mol-newest-core-controller"
-COLLECTIONS = "/work"
+COLLECTIONS = "/srv/controller"
 COPY = COLLECTIONS + "/ansible_collections/elms/queue_workers"
 CORE = "2.21"
 WORKERS = ["elms-default-worker:elms-default-worker_00", "elms-default-worker:elms-default-worker_01",
@@ -55,7 +55,8 @@ def controller(host):
         target = host.backend.get_hostname()
         inventory = "%s ansible_connection=community.docker.docker ansible_python_interpreter=/usr/bin/python3 " \
                     "ansible_become=false\n" % target
-        assert docker("exec", CONTROLLER, "sh", "-c", "printf '%%s' '%s' > /work/inventory" % inventory).returncode == 0
+        written = docker("exec", CONTROLLER, "sh", "-c", "printf '%%s' '%s' > %s/inventory" % (inventory, COLLECTIONS))
+        assert written.returncode == 0, written.stdout
         yield
     finally:
         docker("rm", "-f", CONTROLLER)
@@ -70,7 +71,8 @@ def inside(*argv, cwd=COPY):
 
 
 def playbook(name, *extra):
-    return inside("ansible-playbook", "-i", "/work/inventory", "%s/playbooks/%s" % (COPY, name), *extra, cwd="/work")
+    return inside("ansible-playbook", "-i", COLLECTIONS + "/inventory", "%s/playbooks/%s" % (COPY, name), *extra,
+                  cwd=COLLECTIONS)
 
 
 def status(host):
@@ -120,7 +122,7 @@ def test_the_rerun_changes_nothing(controller, host):
 
 
 def test_the_diagnosis_is_healthy(controller):
-    rc, out = playbook("diagnose.yml", "-e", "queue_workers_diagnose_dir=/work/reports")
+    rc, out = playbook("diagnose.yml", "-e", "queue_workers_diagnose_dir=" + COLLECTIONS + "/reports")
     assert rc == 0, out[-5000:]
     assert "No problem found" in out
 
