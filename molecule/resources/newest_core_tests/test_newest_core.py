@@ -63,7 +63,7 @@ def controller(host):
 
 
 def inside(*argv, cwd=COPY):
-    """Run a command in the controller, as a user there would (the collection found in /work)."""
+    """Run a command in the controller, as a user there would (the collection found in COLLECTIONS)."""
     env = ["-e", "ANSIBLE_COLLECTIONS_PATH=%s" % COLLECTIONS, "-e", "ANSIBLE_PIPELINING=1", "-e", "ANSIBLE_NOCOLOR=1",
            "-e", "ANSIBLE_FORCE_COLOR=0", "-e", "PY_COLORS=0"]
     done = docker("exec", "-w", cwd, *env, CONTROLLER, *argv)
