@@ -127,7 +127,12 @@ def build(v, host, playbook="site", sizes=None, alert_script=None, content=True)
     return found
 
 
-def converge_args(v, plan, check_only=False, not_ready=None, tools=(), files=()):
+def libraries_list(stamp):
+    """Where the ffmpeg role lists the libraries of the binary it proved (beside its stamp)."""
+    return stamp + ".libs"
+
+
+def converge_args(v, plan, check_only=False, not_ready=None, tools=(), files=(), tool_libraries=None):
     """The arguments of the one converging call (elms.queue_workers.supervisor_programs) for a plan."""
     apps_plan, alert_plan = plan["apps"], plan["alerts"]
     owner = v.get("queue_workers_owner")
@@ -146,6 +151,7 @@ def converge_args(v, plan, check_only=False, not_ready=None, tools=(), files=())
         "not_ready": not_ready or v.get("queue_workers_supervisor_not_ready") or "fail",
         "tools": list(tools) or list(v.get("queue_workers_host_tools") or []),
         "files": list(files) or list(v.get("queue_workers_host_files") or []),
+        "tool_libraries": dict(tool_libraries or {}),
     }
     for key in ("config_file", "include_dir", "include_extension"):
         value = v.get("queue_workers_supervisor_" + key)

@@ -191,6 +191,15 @@ options:
     type: list
     elements: str
     default: []
+  tool_libraries:
+    description:
+      - For a tool of O(tools), a file that lists the shared libraries it links, one resolved path per line in
+        the order C(ldd) prints them (the M(elms.queue_workers.ffmpeg) role writes one beside its stamp). When it
+        can be read, the id's library part is computed from the files it names instead of running C(ldd): the
+        same id, without loading the binary's hundreds of libraries on every call. A library added to the binary
+        changes the binary or a library already listed, so the id still changes.
+    type: dict
+    default: {}
   files:
     description: Small text files (up to 64 KiB) to read in the same call (RV(files)).
     type: list
@@ -427,7 +436,20 @@ def check_requirements(requirements):
     return failed
 
 
-def tool_id(module, path):
+def tool_libraries(module, real, listed=None):
+    """The resolved paths of a binary's shared libraries, sorted by the path ldd prints: read from
+    `listed` (one per line, as the ffmpeg role writes them) when that file can be read, else from ldd."""
+    text = _read(listed, 1 << 20) if listed else None
+    if text is not None:
+        return [line for line in text.splitlines() if line.startswith("/")]
+    ldd = module.get_bin_path("ldd")
+    if not ldd:
+        return []
+    rc, out, _err = module.run_command([ldd, real], environ_update={"LC_ALL": "C"})
+    return [os.path.realpath(lib) for lib in sorted(set(re.findall(r"(/\S+)", out if rc == 0 else "")))]
+
+
+def tool_id(module, path, listed=None):
     """REALPATH:SIZE:MTIME;LIBS of a binary, LIBS the first 16 hex digits of the sha256 of one
     'REALPATH:SIZE:MTIME' line per shared library ldd lists (sorted by the path ldd prints), so
     that the id changes when the binary or a library it links (libavcodec, libx264) is replaced.
@@ -435,16 +457,12 @@ def tool_id(module, path):
     real = os.path.realpath(path)
     info = os.stat(real)
     lines = []
-    ldd = module.get_bin_path("ldd")
-    if ldd:
-        rc, out, _err = module.run_command([ldd, real], environ_update={"LC_ALL": "C"})
-        for lib in sorted(set(re.findall(r"(/\S+)", out if rc == 0 else ""))):
-            lib = os.path.realpath(lib)
-            try:
-                stat = os.stat(lib)
-            except OSError:
-                continue
-            lines.append("%s:%d:%d\n" % (lib, stat.st_size, int(stat.st_mtime)))
+    for lib in tool_libraries(module, real, listed):
+        try:
+            stat = os.stat(lib)
+        except OSError:
+            continue
+        lines.append("%s:%d:%d\n" % (lib, stat.st_size, int(stat.st_mtime)))
     libs = hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()[:16]
     return "%s:%d:%d;%s" % (real, info.st_size, int(info.st_mtime), libs)
 
@@ -533,6 +551,7 @@ def main():
             backup_dir=dict(type="path", default="/var/lib/supervisor-programs/backups"),
             not_ready=dict(type="str", default="fail", choices=["fail", "report"]),
             tools=dict(type="list", elements="str", default=[]),
+            tool_libraries=dict(type="dict", default={}),
             files=dict(type="list", elements="path", default=[]),
             config_file=dict(type="path"),
             supervisorctl_path=dict(type="path"),
@@ -547,7 +566,8 @@ def main():
     tools = {}
     for name in params["tools"]:
         path = module.get_bin_path(name) or ""
-        tools[name] = {"path": path, "id": tool_id(module, path) if path else ""}
+        listed = params["tool_libraries"].get(name)
+        tools[name] = {"path": path, "id": tool_id(module, path, listed) if path else ""}
     result = dict(changed=False, ready=False, problems=[], pending=False, programs={}, apply=[], rollback=[],
                   orphans=[], supervisord_running=False, tools=tools, extra_files={},
                   files=dict((path, _read(path, 65536)) for path in params["files"]), host=host_size())
