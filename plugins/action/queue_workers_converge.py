@@ -75,16 +75,19 @@ class ActionModule(ActionBase):
     def _converge(self, values, plan, task_vars, result):
         previous = task_vars.get("queue_workers_result") if isinstance(task_vars.get("queue_workers_result"), dict) else {}
         missing_before = list(previous.get("missing") or [])
-        not_ready = values.get("queue_workers_supervisor_not_ready") or "fail"
+        # install: what the host lacks is reported (the module's report) and the role's follow-up installs it.
+        install = values.get("queue_workers_supervisor_not_ready") == "install"
+        not_ready = "report" if install else values.get("queue_workers_supervisor_not_ready") or "fail"
         # In check mode nothing was installed after an earlier converge of this run found supervisor missing.
         if self._task.check_mode and missing_before:
             not_ready = "report"
         check_only = role_plan.boolean(values.get("queue_workers_check_only")) or not role_vars.tags_converge(task_vars)
-        tools, files = [], []
+        tools, files, libraries = [], [], {}
         stamp = self._templar.template(task_vars.get("ffmpeg_verify_stamp")) or role_plan.FFMPEG_STAMP
         if not_ready == "report":
-            tools, files = ["ffmpeg"], [stamp]
-        args = role_plan.converge_args(values, plan, not_ready=not_ready, tools=tools, files=files)
+            tools, files, libraries = ["ffmpeg"], [stamp], {"ffmpeg": role_plan.libraries_list(stamp)}
+        args = role_plan.converge_args(values, plan, not_ready=not_ready, tools=tools, files=files,
+                                       tool_libraries=libraries)
         check_mode = self._task.check_mode
         try:
             if check_only:
@@ -103,8 +106,9 @@ class ActionModule(ActionBase):
         # What an earlier converge of this run found missing, and the run installed (or, in check mode, would).
         result["installed"] = missing_before
         result["check_only"] = check_only
-        # Work the converge leaves to the playbook: what to install first, a canary job to check after.
-        result["follow_up"] = bool(result["missing"]) or plan["canary"] is not None
+        # Work the converge leaves to the role's follow-up (roles/queue_workers/tasks/follow_up.yml): what to
+        # install first (with install), a canary job to check once the workers run.
+        result["follow_up"] = (install and bool(result["missing"])) or plan["canary"] is not None
         # Only a real converge hands work to the handler.
         result["changed"] = bool(found.get("pending")) and not check_only
         result["summary"] = role_plan.summary(found)

@@ -21,8 +21,8 @@ description:
     and the fix.
   - With O(mode=converge) it then makes the one converging call, M(elms.queue_workers.supervisor_programs), and
     returns its result; C(changed) means there is work for the apply handler (M(elms.queue_workers.supervisor_apply)),
-    which the role notifies. With C(queue_workers_supervisor_not_ready=report) a host without a ready supervisor is
-    reported in RV(missing) (with C(ffmpeg) when the binary on C(PATH) has not been proven by the C(ffmpeg) role)
+    which the role notifies. With C(queue_workers_supervisor_not_ready) C(report) or C(install) a host without a
+    ready supervisor is reported in RV(missing) (with C(ffmpeg) when the binary on C(PATH) has not been proven by the C(ffmpeg) role)
     instead of failing.
   - When C(--tags) or C(--skip-tags) leave the tag C(queue_workers) out, or C(queue_workers_check_only) is true,
     the call only looks (check mode) - the host's side of the inputs is still checked.
@@ -93,7 +93,7 @@ single:
   type: bool
 missing:
   description: What the host lacks before its workers can run (C(supervisor), C(ffmpeg)), with
-    C(queue_workers_supervisor_not_ready=report); empty otherwise.
+    C(queue_workers_supervisor_not_ready) C(report) or C(install); empty otherwise.
   returned: mode converge
   type: list
   elements: str
@@ -103,8 +103,8 @@ installed:
   type: list
   elements: str
 follow_up:
-  description: Whether the converge leaves work to the playbook - something in RV(missing) to install, or a canary
-    job (RV(canary)) to check once the workers run.
+  description: Whether the converge leaves work to the role's follow-up - something in RV(missing) to install (with
+    C(queue_workers_supervisor_not_ready=install)), or a canary job (RV(canary)) to check once the workers run.
   returned: mode converge
   type: bool
 summary:
