@@ -18,6 +18,7 @@ from unittest import mock
 import pytest
 
 from ansible.module_utils import basic
+from ansible.module_utils import _internal as module_utils_internal
 from ansible.module_utils.common import warnings as ansible_warnings
 from ansible_collections.elms.queue_workers.plugins.modules import queue_workers_canary
 
@@ -47,7 +48,9 @@ def run(capsys, answer, check_mode=False, **extra):
                 queue="default", timeout=30, _ansible_check_mode=check_mode)
     args.update(extra)
     capsys.readouterr()
+    # As in a module's own process (see test_converge_modules.run).
     with patch_module_args(args), mock.patch.dict(ansible_warnings._global_warnings, clear=True), \
+            mock.patch.object(module_utils_internal, "is_controller", False), \
             mock.patch.object(basic.AnsibleModule, "run_command", fake):
         with pytest.raises(SystemExit):
             queue_workers_canary.main()
