@@ -195,7 +195,7 @@ options:
     description:
       - For a tool of O(tools), a file that lists the shared libraries it links, one resolved path per line in
         the order C(ldd) prints them (the M(elms.queue_workers.ffmpeg) role writes one beside its stamp). When it
-        can be read, the id's library part is computed from the files it names instead of running C(ldd): the
+        can be read, the id's library part is computed from the files it names instead of running C(ldd) - the
         same id, without loading the binary's hundreds of libraries on every call. A library added to the binary
         changes the binary or a library already listed, so the id still changes.
     type: dict
