@@ -88,6 +88,7 @@ def alerts(v, host):
         "backoff_after": v.get("queue_workers_alert_backoff_after"),
         "log_lines": v.get("queue_workers_alert_log_lines"), "backlog": v.get("queue_workers_backlog_alert"),
         "backlog_interval": v.get("queue_workers_backlog_interval"), "python": v.get("queue_workers_alert_python"),
+        "metrics_dir": v.get("queue_workers_metrics_dir"),
         "host": host, "supervisor_config": v.get("queue_workers_supervisor_config_file"),
     }
 

@@ -51,7 +51,9 @@ def owner(settings):
 
 
 def enabled(alerts):
-    return bool(alerts.get("webhook") or _switch(alerts.get("syslog")) or alerts.get("mail_to"))
+    """Whether the listener runs: any alert channel, or metrics."""
+    return bool(alerts.get("webhook") or _switch(alerts.get("syslog")) or alerts.get("mail_to")
+                or alerts.get("metrics_dir"))
 
 
 def _int(value, low):
@@ -102,9 +104,15 @@ def errors(alerts, apps_plan):
         elif queue not in queues:
             found.append("queue_workers_backlog_alert.%s: no queue worker of the deploy's apps works on queue %s "
                          "(queues: %s)" % (queue, queue, ", ".join(sorted(queues)) or "none"))
-    if backlog and not _int(alerts.get("backlog_interval"), 30):
+    if (backlog or alerts.get("metrics_dir")) and not _int(alerts.get("backlog_interval"), 30):
         found.append("queue_workers_backlog_interval = %r must be a whole number of seconds >= 30"
                      % (alerts.get("backlog_interval"),))
+    metrics_dir = alerts.get("metrics_dir") or ""
+    if not isinstance(metrics_dir, str) or (metrics_dir and (
+            not metrics_dir.startswith("/") or metrics_dir.rstrip("/") == "" or re.search(r"[\s\x00]", metrics_dir))):
+        found.append("queue_workers_metrics_dir = %r must be an absolute directory without spaces, e.g. "
+                     "/var/lib/prometheus/node-exporter (node_exporter's --collector.textfile.directory), or empty for "
+                     "no metrics" % (metrics_dir,))
     if enabled(alerts) and not str(alerts.get("python") or "").startswith("/"):
         found.append("queue_workers_alert_python = %r must be the absolute path of a python3 on the hosts"
                      % (alerts.get("python"),))
@@ -126,6 +134,9 @@ def listener_config(alerts, apps_plan, settings):
             if daemon_kinds.kind_of(worker) == "queue":
                 served.extend(q for q in workers.queue_list(worker) if q not in served)
         queues = dict((q, t) for q, t in backlog.items() if q in served)
+        if alerts.get("metrics_dir"):
+            # With metrics, every queue the app's workers serve is probed; null: not alerted.
+            queues = dict((q, queues.get(q)) for q in served)
         if queues:
             backlog_apps[app["name"]] = {"dir": app["dir"], "user": app["user"], "php": app["php"],
                                          "connection": app.get("connection") or "", "queues": queues}
@@ -148,6 +159,8 @@ def listener_config(alerts, apps_plan, settings):
         config["host"] = alerts["host"]
     if backlog_apps:
         config["backlog"] = {"interval": alerts["backlog_interval"], "apps": backlog_apps}
+    if alerts.get("metrics_dir"):
+        config["metrics_dir"] = alerts["metrics_dir"].rstrip("/")
     if alerts.get("supervisor_config"):
         config["supervisor_config"] = alerts["supervisor_config"]
     return json.dumps(config, indent=2, sort_keys=True) + "\n"

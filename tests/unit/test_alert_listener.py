@@ -14,6 +14,7 @@ import importlib.util
 import io
 import json
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -62,6 +63,13 @@ class FakeRPC:
     def __init__(self, errors=()):
         self.calls = []
         self.errors = list(errors)
+
+    processes = ()  # getAllProcessInfo's answer; an exception instance: raised
+
+    def getAllProcessInfo(self):  # the XML-RPC method's name
+        if isinstance(self.processes, Exception):
+            raise self.processes
+        return list(self.processes)
 
     def startProcess(self, name, wait):  # the XML-RPC method's name
         self.calls.append((name, wait))
@@ -725,6 +733,147 @@ def test_backlog_over_threshold_is_alerted_from_a_thread(tmp_path, capsys):
     assert len(asked) == 4 and len(alerts) == 2
 
 
+# --- metrics ----------------------------------------------------------------------------
+
+SAMPLE = re.compile(r'^([a-z_]+)(\{(?:[a-z_]+="(?:[^"\\\n]|\\.)*",?)*\})? (-?[0-9.e+]+)$')
+
+
+def samples(text):
+    """{(name, frozenset(labels)): value} of a textfile, each line checked against the exposition format:
+    a HELP and a TYPE line before the samples of each name, nothing else."""
+    found, described = {}, set()
+    for line in text.splitlines():
+        if line.startswith("# HELP ") or line.startswith("# TYPE "):
+            described.add((line.split()[2], line.split()[1]))
+            continue
+        match = SAMPLE.match(line)
+        assert match, "not a sample line: %r" % line
+        name = match.group(1)
+        assert (name, "HELP") in described and (name, "TYPE") in described, name
+        labels = frozenset(re.findall(r'([a-z_]+)="((?:[^"\\]|\\.)*)"', match.group(2) or ""))
+        found[(name, labels)] = float(match.group(3))
+    return found
+
+
+def one(found, name, **labels):
+    return found[(name, frozenset(labels.items()))]
+
+
+def info(group, name, state, start=900, stop=0, exitstatus=0):
+    return {"group": group, "name": name, "statename": state, "start": start, "stop": stop, "exitstatus": exitstatus,
+            "pid": 4242, "now": 1000}
+
+
+def test_metrics_textfile(tmp_path):
+    rpc = FakeRPC()
+    rpc.processes = [info("elms-video-worker", "elms-video-worker_00", "RUNNING"),
+                     info("elms-default-worker", "elms-default-worker_00", "FATAL", stop=950, exitstatus=255),
+                     info("someone-else", "someone-else", "RUNNING")]
+    listener, alerts, clock = new_listener(tmp_path, rpc=rpc, metrics_dir=str(tmp_path / "metrics"),
+                                           rate_limit={"alerts": 1, "seconds": 600})
+    video = "elms-video-worker:elms-video-worker_00"
+    state_event(listener, "EXITED", expected="0", from_state="RUNNING")   # alerted
+    state_event(listener, "STARTING", from_state="EXITED")     # supervisor's autorestart: a restart
+    clock.now = 1003
+    state_event(listener, "RUNNING", from_state="STARTING")  # its recovery: held back by the rate limit
+    state_event(listener, "STOPPED", from_state="STOPPING")
+    state_event(listener, "STARTING", from_state="STOPPED")    # a start by hand or by a deploy: not a restart
+    clock.now = 1004
+    state_event(listener, "RUNNING", from_state="STARTING")
+    for _attempt in range(2):
+        state_event(listener, "BACKOFF", process="elms-default-worker:elms-default-worker_00")
+        state_event(listener, "FATAL", process="elms-default-worker:elms-default-worker_00", from_state="BACKOFF")
+    path = tmp_path / "metrics" / "elms_queue_workers.prom"
+    text = path.read_text()
+    assert not [p for p in os.listdir(tmp_path / "metrics") if p != "elms_queue_workers.prom"], "a temporary file left"
+    found = samples(text)
+    assert one(found, "elms_queue_workers_metrics_updated_timestamp_seconds") == 1000.0  # the first event wrote it
+    tick(listener, clock, 1010)
+    found = samples(path.read_text())
+    assert one(found, "elms_queue_workers_metrics_updated_timestamp_seconds") == 1010.0
+    assert one(found, "elms_queue_workers_supervisor_up") == 1
+    labels = {"app": "elms", "program": "elms-video-worker", "process": video}
+    assert one(found, "elms_queue_worker_process_state", state="RUNNING", **labels) == 1
+    assert one(found, "elms_queue_worker_process_state", state="FATAL", **labels) == 0
+    assert one(found, "elms_queue_worker_process_state_timestamp_seconds", **labels) == 1004
+    assert one(found, "elms_queue_worker_process_start_time_seconds", **labels) == 900
+    assert one(found, "elms_queue_worker_process_restarts_total", **labels) == 1
+    default = {"app": "elms", "program": "elms-default-worker", "process": "elms-default-worker:elms-default-worker_00"}
+    assert one(found, "elms_queue_worker_process_state", state="FATAL", **default) == 1
+    assert one(found, "elms_queue_worker_process_exit_status", **default) == 255
+    assert one(found, "elms_queue_worker_program_fatal_total", app="elms", program="elms-default-worker") == 2
+    # One alert per program in the window (rate_limit): the video worker's recovery was held back. Sent is
+    # counted by the sender thread (none here: send is a list).
+    assert events(alerts) == [("EXITED", video), ("FATAL", "elms-default-worker:elms-default-worker_00")]
+    assert one(found, "elms_queue_worker_program_alerts_held_back_total", app="elms", program="elms-video-worker") == 1
+    assert one(found, "elms_queue_worker_program_alerts_held_back_total", app="elms", program="elms-default-worker") == 0
+    assert one(found, "elms_queue_worker_program_alerts_sent_total", app="elms", program="elms-default-worker") == 0
+    assert not [key for key in found if ("program", "someone-else") in key[1]]
+    # supervisord does not answer: said, and the counters stay.
+    rpc.processes = OSError("connection refused")
+    tick(listener, clock, 1020)
+    found = samples(path.read_text())
+    assert one(found, "elms_queue_workers_supervisor_up") == 0
+    assert one(found, "elms_queue_worker_program_fatal_total", app="elms", program="elms-default-worker") == 2
+    assert not [key for key in found if key[0] == "elms_queue_worker_process_state"]
+
+
+def test_metrics_are_written_every_ten_seconds_and_only_with_a_directory(tmp_path):
+    rpc = FakeRPC()
+    listener, _alerts, clock = new_listener(tmp_path, rpc=rpc, metrics_dir=str(tmp_path / "m"))
+    path = tmp_path / "m" / "elms_queue_workers.prom"
+    tick(listener, clock, 1000)
+    first = path.stat().st_mtime_ns
+    tick(listener, clock, 1009)
+    assert path.stat().st_mtime_ns == first
+    tick(listener, clock, 1010)
+    assert "1010.0" in path.read_text()
+    quiet, _alerts, clock = new_listener(tmp_path / "q", rpc=rpc)
+    tick(quiet, clock, 1000)
+    assert not (tmp_path / "q").exists() or not list((tmp_path / "q").rglob("*.prom"))
+
+
+def test_metrics_label_values_are_escaped():
+    metrics = al.Metrics(None)
+    metrics.backlog('we"ird\\app\nx', {"q": 3, "not-a-count": "3"}, {"q": 12})
+    found = samples(metrics.render([], {}, 1000.0))
+    assert one(found, "elms_queue_jobs", app='we\\"ird\\\\app\\nx', queue="q") == 3
+    assert one(found, "elms_queue_oldest_pending_job_age_seconds", app='we\\"ird\\\\app\\nx', queue="q") == 12
+    assert len([k for k in found if k[0] == "elms_queue_jobs"]) == 1
+
+
+def test_backlog_probe_feeds_the_metrics_and_null_thresholds_never_alert(tmp_path):
+    app = dict(APP, queues={"default": None, "video-encoding": 2})
+    alerts = []
+    clock = Clock()
+    config = make_config(tmp_path, backlog={"interval": 300, "apps": {"elms": app}}, metrics_dir=str(tmp_path / "m"))
+    listener = al.Listener(config, clock=clock, rpc=FakeRPC(), send=alerts.append,
+                           probe=lambda app: ({"default": 500, "video-encoding": 3}, {"default": 42, "video-encoding": None}))
+    tick(listener, clock, 1000)
+    listener.backlog_thread.join(10)
+    assert events(alerts) == [("BACKLOG", "elms:video-encoding")]
+    tick(listener, clock, 1010)
+    found = samples((tmp_path / "m" / "elms_queue_workers.prom").read_text())
+    assert one(found, "elms_queue_jobs", app="elms", queue="default") == 500
+    assert one(found, "elms_queue_jobs", app="elms", queue="video-encoding") == 3
+    assert one(found, "elms_queue_oldest_pending_job_age_seconds", app="elms", queue="default") == 42
+    assert ("elms_queue_oldest_pending_job_age_seconds", frozenset({("app", "elms"), ("queue", "video-encoding")})) \
+        not in found
+
+
+def test_probe_queues_reads_the_oldest_line():
+    def run(command, **_kwargs):
+        return subprocess.CompletedProcess(command, 0, "\nELMS-BACKLOG {\"default\": 3}\nELMS-OLDEST {\"default\": 17}\n",
+                                           "")
+    assert al.probe_queues(APP, run=run, which=lambda name: None) == ({"default": 3}, {"default": 17})
+
+
+@pytest.mark.parametrize("value", ["relative/dir", 3])
+def test_a_relative_metrics_dir_is_refused(tmp_path, value):
+    with pytest.raises(al.ConfigError, match="metrics_dir"):
+        make_config(tmp_path, metrics_dir=value)
+
+
 # --- supervisord's API ------------------------------------------------------------------
 
 def test_credentials_from_supervisorctl_then_the_server_section(tmp_path):
@@ -791,7 +940,7 @@ def test_real_supervisord_fatal_retries_and_give_up(receiver, real_supervisord):
         json.dump({"host": "web1", "programs": {"crasher": {"app": "elms", "log": os.path.join(here, "crasher.log")}},
                    "channels": {"webhook": {"url": webhook, "timeout": 5}}, "fatal_retry": {"delays": [2, 2]},
                    "rate_limit": {"alerts": 10, "seconds": 600}, "state_file": os.path.join(here, "state.json"),
-                   "supervisor_config": server.config}, handle)
+                   "supervisor_config": server.config, "metrics_dir": os.path.join(here, "metrics")}, handle)
     process = server.start().process
     try:
         def seen():
@@ -809,6 +958,20 @@ def test_real_supervisord_fatal_retries_and_give_up(receiver, real_supervisord):
         assert state["sent"] >= 4 and state["failed"] == 0 and state["retrying"] == {}
         assert state["last_sent"]["event"] == "GAVE_UP" and state["last_sent"]["channels_ok"] == ["webhook"]
         assert "crasher:crasher BACKOFF -> FATAL" in log and "s3cretPath" not in log
+        # The metrics, from supervisord's own process list and the alerts the sender delivered (written every 10 s).
+        prom = os.path.join(here, "metrics", "elms_queue_workers.prom")
+
+        def metrics():
+            found = samples(read(prom)) if os.path.exists(prom) else {}
+            return (found.get(("elms_queue_worker_program_fatal_total", frozenset({("app", "elms"), ("program", "crasher")}))),
+                    found.get(("elms_queue_worker_program_alerts_sent_total",
+                               frozenset({("app", "elms"), ("program", "crasher")}))), found)
+        wait_for(lambda: metrics()[0] == 3 and metrics()[1] == 4, 30)
+        fatal, sent, found = metrics()
+        assert (fatal, sent) == (3, 4), read(prom) if os.path.exists(prom) else log
+        assert one(found, "elms_queue_worker_process_state", app="elms", program="crasher", process="crasher:crasher",
+                   state="FATAL") == 1
+        assert one(found, "elms_queue_workers_supervisor_up") == 1
     finally:
         server.stop()
 

@@ -172,6 +172,83 @@ def test_a_crash_loop_gives_at_most_the_rate_limits_alerts(host):
     assert wait_until(lambda: state()["suppressed"] >= held_back, 75), state()
 
 
+METRICS = "http://127.0.0.1:9911/metrics"
+PROM = "/var/lib/elms-queue-workers/metrics/elms_queue_workers.prom"
+
+
+def scrape(host):
+    """{(name, frozenset(labels)): value} of the elms_ samples node_exporter serves (its HTTP endpoint, not the file)."""
+    out = host.run("python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], "
+                   "timeout=10).read().decode())' %s" % METRICS)
+    assert out.rc == 0, out.stderr
+    found = {}
+    for line in out.stdout.splitlines():
+        if line.startswith("elms_") or line.startswith("node_textfile_scrape_error"):
+            name, _sep, rest = line.partition("{")
+            labels, value = (rest.rsplit("} ", 1) if rest else ("", line.split()[1]))
+            name = name.split()[0]
+            pairs = frozenset(tuple(p.split("=", 1)) for p in labels.replace('"', "").split(",") if p)
+            found[(name, pairs)] = float(value)
+    return found
+
+
+def metric(found, name, **labels):
+    return found.get((name, frozenset(labels.items())))
+
+
+def test_node_exporter_serves_the_workers_states_restarts_fatals_and_alerts(host, supervisor_status):
+    status = supervisor_status()
+    found = scrape(host)
+    assert metric(found, "node_textfile_scrape_error") == 0, found
+    assert metric(found, "elms_queue_workers_supervisor_up") == 1
+    # Written every 10 s: the file is fresh (the host's clock).
+    now = float(host.run("date +%s").stdout)
+    assert now - metric(found, "elms_queue_workers_metrics_updated_timestamp_seconds") < 30
+    for process in DEFAULTS + [VIDEO]:
+        program = process.split(":")[0]
+        labels = {"app": "elms", "program": program, "process": process}
+        assert metric(found, "elms_queue_worker_process_state", state=status[process][0], **labels) == 1, process
+        assert metric(found, "elms_queue_worker_process_state", state="FATAL", **labels) == 0, process
+        assert metric(found, "elms_queue_worker_process_start_time_seconds", **labels) > 0
+    # The earlier checks: the video worker went FATAL (its app unreadable) and was alerted, and the crash
+    # loop restarted at least 20 times, its alerts held back by the rate limit.
+    assert metric(found, "elms_queue_worker_program_fatal_total", app="elms", program="elms-video-worker") >= 1
+    assert metric(found, "elms_queue_worker_program_alerts_sent_total", app="elms", program="elms-video-worker") >= 2
+    crash = {"app": "elms", "program": "elms-crashloop", "process": CRASH}
+    assert metric(found, "elms_queue_worker_process_restarts_total", **crash) >= 20
+    assert metric(found, "elms_queue_worker_process_state", state="STOPPED", **crash) == 1
+    assert metric(found, "elms_queue_worker_program_alerts_held_back_total", app="elms", program="elms-crashloop") >= 1
+    assert host.file(PROM).mode == 0o644 and not host.run("ls -A /var/lib/elms-queue-workers/metrics | "
+                                                          "grep -v '^elms_queue_workers.prom$'").stdout
+
+
+def test_node_exporter_serves_the_queues_jobs_and_the_oldest_pending_jobs_age(host):
+    assert host.run("%s stop 'elms-default-worker:*'" % CTL).rc == 0
+    try:
+        tag = int(time.time())
+        for number in range(2):
+            dispatched = host.run("cd %s && runuser -u www-data -- php artisan elms:dispatch-ping metrics-%d-%d"
+                                  % (APP, tag, number))
+            assert dispatched.rc == 0, dispatched.stderr
+        # The app is asked every 30 s (queue_workers_backlog_interval); the file is written every 10 s.
+
+        def pending():
+            found = scrape(host)
+            return (metric(found, "elms_queue_jobs", app="elms", queue="default") or 0) >= 2 and \
+                (metric(found, "elms_queue_oldest_pending_job_age_seconds", app="elms", queue="default") or 0) > 0
+        assert wait_until(pending, 90), scrape(host)
+        found = scrape(host)
+        age = metric(found, "elms_queue_oldest_pending_job_age_seconds", app="elms", queue="default")
+        assert age <= time.time() - tag + 60, age
+        assert metric(found, "elms_queue_jobs", app="elms", queue="video-encoding") is not None
+    finally:
+        host.run("%s start 'elms-default-worker:*'" % CTL)
+
+    def drained():
+        return metric(scrape(host), "elms_queue_jobs", app="elms", queue="default") == 0
+    assert wait_until(drained, 90), scrape(host)
+
+
 def test_a_dead_receiver_changes_nothing_for_supervisord_or_the_workers(host, supervisor_status):
     pid_before = host.run("%s pid" % CTL).stdout.strip()
     before = supervisor_status()
@@ -213,7 +290,7 @@ def test_the_diagnosis_says_alerting_runs_and_when_it_last_sent(host):
 
 def test_no_channel_removes_the_listener_and_its_files(host, supervisor_status):
     no_channel = {"queue_workers_alert_webhook": "", "queue_workers_alert_syslog": False,
-                  "queue_workers_alert_mail_to": []}
+                  "queue_workers_alert_mail_to": [], "queue_workers_metrics_dir": ""}
     rc, out = playbook("site.yml", None, "-e", json.dumps(no_channel))
     assert rc == 0, out[-3000:]
     assert LISTENER_PROCESS not in supervisor_status()

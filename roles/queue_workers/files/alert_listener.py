@@ -30,12 +30,16 @@ the program's name; the listener's own group and every other program are ignored
 - Optionally, every backlog.interval seconds each app is asked for the size of its
   queues (the app's own PHP, as the app's user, in a thread) and a queue over its
   threshold is alerted.
+- Optionally (metrics_dir), every 10 s the processes' states, their restarts, each program's
+  FATALs and alerts, and the probed queues' sizes and oldest pending job are written to
+  METRICS_DIR/elms_queue_workers.prom in node_exporter's textfile format (through a
+  temporary file and a rename).
 - Alerts are rate-limited per program; the next alert that goes out says how many were
   held back. Each alert goes to every channel (webhook, syslog, mail) from a sender
   thread fed by a bounded queue, so supervisor never waits on the network.
 
 Times come from TICK_5 (every 5 s) and every other event: that is when lasting BACKOFFs,
-due retries, the backlog probe and the state file (a JSON summary for a diagnosis) are
+due retries, the backlog probe, the metrics and the state file (a JSON summary for a diagnosis) are
 looked at. The config, a root-only file (it holds the webhook URL, a secret), is read
 again when its mtime changes. Standard library only, Python 3.6 and later.
 """
@@ -83,6 +87,10 @@ ICONS = {"FATAL": ":rotating_light:", "GAVE_UP": ":rotating_light:", "BACKOFF": 
          "EXITED": ":warning:", "RETRY": ":arrows_counterclockwise:", "RUNNING": ":white_check_mark:",
          "BACKLOG": ":hourglass:"}
 BACKLOG_MARK = "ELMS-BACKLOG "
+OLDEST_MARK = "ELMS-OLDEST "
+METRICS_FILE = "elms_queue_workers.prom"   # in the config's metrics.dir, for node_exporter's textfile collector
+METRICS_EVERY = 10                          # seconds between two writes of the metrics file
+SUPERVISOR_STATES = ("STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED", "FATAL", "UNKNOWN")
 # Boots the app the way artisan does and prints its queues' sizes on one marked line (the
 # app's bootstrap may print warnings of its own). The argument is {"connection", "queues"}.
 PROBE = r"""
@@ -94,6 +102,18 @@ $connection = $app['queue']->connection($arg['connection'] === '' ? null : $arg[
 $sizes = array();
 foreach ($arg['queues'] as $queue) { $sizes[$queue] = $connection->size($queue); }
 echo "\n" . 'ELMS-BACKLOG ' . json_encode((object) $sizes) . "\n";
+$name = $arg['connection'] === '' ? config('queue.default') : $arg['connection'];
+$settings = config("queue.connections.$name") ?: array();
+$ages = array();
+if (($settings['driver'] ?? '') === 'database') {
+    $db = $app['db']->connection($settings['connection'] ?? null);
+    foreach ($arg['queues'] as $queue) {
+        $oldest = $db->table($settings['table'] ?? 'jobs')->where('queue', $queue)->whereNull('reserved_at')
+            ->where('available_at', '<=', time())->min('available_at');
+        $ages[$queue] = $oldest === null ? null : max(0, time() - (int) $oldest);
+    }
+}
+echo 'ELMS-OLDEST ' . json_encode((object) $ages) . "\n";
 """
 
 _LOG_LOCK = threading.Lock()
@@ -163,6 +183,14 @@ def _number(value, name, low=0):
     return value
 
 
+def _metrics_dir(value):
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise ConfigError("metrics_dir = %r must be an absolute directory (or null for no metrics)" % (value,))
+    return value
+
+
 def normalize(raw):
     """The config with every default filled in; ConfigError names the first bad value."""
     if not isinstance(raw, dict) or not isinstance(raw.get("programs"), dict):
@@ -186,7 +214,8 @@ def normalize(raw):
             if not app.get("dir"):
                 raise ConfigError("backlog.apps.%s.dir (the app's directory) is missing" % name)
             for queue_name, threshold in app["queues"].items():
-                _number(threshold, "backlog.apps.%s.queues.%s" % (name, queue_name))
+                if threshold is not None:  # null: probed for the metrics only, never alerted
+                    _number(threshold, "backlog.apps.%s.queues.%s" % (name, queue_name))
     limit = dict({"alerts": 3, "seconds": 600}, **(raw.get("rate_limit") or {}))
     delays = (raw.get("fatal_retry") or {}).get("delays", [60, 180, 360])
     if not isinstance(delays, list):
@@ -204,6 +233,7 @@ def normalize(raw):
         "backlog": backlog,
         "log_lines": int(_number(raw.get("log_lines", 10), "log_lines")),
         "state_file": raw.get("state_file") or "/var/lib/elms-queue-workers/alerts/state.json",
+        "metrics_dir": _metrics_dir(raw.get("metrics_dir")),
         "supervisor_config": raw.get("supervisor_config") or "/etc/supervisor/supervisord.conf",
     }
 
@@ -349,6 +379,22 @@ def send_mail(channel, alert):
 CHANNELS = (("webhook", send_webhook), ("syslog", send_syslog), ("mail", send_mail))
 
 
+def write_atomic(path, text):
+    """text into path through a temporary file in the same directory and a rename: a reader (a diagnosis,
+    node_exporter's textfile collector) sees the old file or the new one, never half of one. OSError."""
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
+    try:
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+        os.chmod(temp, 0o644)
+        os.rename(temp, path)
+    except BaseException:
+        os.unlink(temp)
+        raise
+
+
 class State:
     """Counters and the last send, written as JSON for a diagnosis to read."""
 
@@ -375,28 +421,146 @@ class State:
             with self.lock:
                 self.written_at = now
                 text = json.dumps(self.data, indent=2, sort_keys=True) + "\n"
-            directory = os.path.dirname(self.path) or "."
             try:
-                os.makedirs(directory, mode=0o755, exist_ok=True)
-                handle, temp = tempfile.mkstemp(prefix=".state.", dir=directory)
-                try:
-                    with os.fdopen(handle, "w") as out:
-                        out.write(text)
-                    os.chmod(temp, 0o644)
-                    os.rename(temp, self.path)
-                except BaseException:
-                    os.unlink(temp)
-                    raise
+                write_atomic(self.path, text)
             except OSError as exc:
                 log("cannot write the state file %s: %s" % (self.path, exc))
+
+
+# --- metrics ----------------------------------------------------------------------------
+
+def _label(value):
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _sample(name, value, **labels):
+    text = ",".join('%s="%s"' % (key, _label(labels[key])) for key in sorted(labels))
+    number = repr(float(value)) if isinstance(value, float) else str(int(value))
+    return "%s%s %s" % (name, "{%s}" % text if text else "", number)
+
+
+# name: (type, help) of every metric, in the order written. Prometheus naming: base units (seconds),
+# _total for counters, _timestamp_seconds for points in time (Unix seconds).
+METRICS = (
+    ("elms_queue_workers_metrics_updated_timestamp_seconds", "gauge", "When this file was written."),
+    ("elms_queue_workers_supervisor_up", "gauge", "Whether supervisord answered the listener's last question."),
+    ("elms_queue_worker_process_state", "gauge", "1 for the supervisor state the process is in, 0 for the others."),
+    ("elms_queue_worker_process_state_timestamp_seconds", "gauge", "When the process entered its current state."),
+    ("elms_queue_worker_process_start_time_seconds", "gauge", "When the process was last started."),
+    ("elms_queue_worker_process_exit_status", "gauge", "The exit status of the process's last exit."),
+    ("elms_queue_worker_process_restarts_total", "counter",
+     "Starts after an exit or a failed start (supervisor's autorestart and retries), since the listener started."),
+    ("elms_queue_worker_program_fatal_total", "counter", "Times a process of the program went FATAL."),
+    ("elms_queue_worker_program_alerts_sent_total", "counter", "Alerts delivered to at least one channel."),
+    ("elms_queue_worker_program_alerts_held_back_total", "counter",
+     "Alerts held back by the rate limit or dropped with a full send queue."),
+    ("elms_queue_jobs", "gauge", "Jobs in the queue (the app's own size(): pending, delayed and reserved)."),
+    ("elms_queue_oldest_pending_job_age_seconds", "gauge",
+     "How long the oldest pending job has been available (database queues only)."),
+)
+
+
+class Metrics:
+    """What the events, the alerts and the backlog probe counted, written with supervisord's process list in
+    node_exporter's textfile format. Every thread of the listener counts here; render() takes a snapshot."""
+
+    def __init__(self, directory):
+        self.directory = directory
+        self.lock = threading.Lock()
+        self.restarts = collections.Counter()   # process -> starts after an exit or a failed start
+        self.fatal = collections.Counter()      # (app, program) -> FATAL entries
+        self.sent = collections.Counter()       # (app, program) -> alerts delivered
+        self.held = collections.Counter()       # (app, program) -> alerts held back or dropped
+        self.since = {}                         # process -> (state, when it entered it)
+        self.queues = {}                        # (app, queue) -> (jobs, oldest age or None)
+        self.written_at = None
+
+    def state_change(self, app, group, process, from_state, to_state, now):
+        with self.lock:
+            self.since[process] = (to_state, now)
+            if to_state == "STARTING" and from_state in ("EXITED", "BACKOFF"):
+                self.restarts[process] += 1
+            if to_state == "FATAL":
+                self.fatal[(app, group)] += 1
+
+    def alert(self, app, program, sent):
+        with self.lock:
+            (self.sent if sent else self.held)[(app, program)] += 1
+
+    def backlog(self, app, sizes, ages):
+        with self.lock:
+            for queue_name, jobs in sizes.items():
+                if isinstance(jobs, int) and not isinstance(jobs, bool):
+                    age = ages.get(queue_name)
+                    self.queues[(app, queue_name)] = (jobs, age if isinstance(age, (int, float)) else None)
+
+    def render(self, processes, programs, now):
+        """The file's text. processes: supervisord's getAllProcessInfo (None when it did not answer);
+        programs: the config's {group: {"app"}}, the groups reported."""
+        lines = dict((name, []) for name, _type, _help in METRICS)
+        lines["elms_queue_workers_metrics_updated_timestamp_seconds"].append(
+            _sample("elms_queue_workers_metrics_updated_timestamp_seconds", float(round(now, 3))))
+        lines["elms_queue_workers_supervisor_up"].append(
+            _sample("elms_queue_workers_supervisor_up", 0 if processes is None else 1))
+        with self.lock:
+            for info in sorted(processes or [], key=lambda i: (i.get("group", ""), i.get("name", ""))):
+                group = info.get("group", "")
+                if group not in programs:
+                    continue
+                process = "%s:%s" % (group, info.get("name", ""))
+                labels = {"app": programs[group].get("app", ""), "program": group, "process": process}
+                current = info.get("statename", "UNKNOWN")
+                for state in SUPERVISOR_STATES:
+                    lines["elms_queue_worker_process_state"].append(
+                        _sample("elms_queue_worker_process_state", 1 if state == current else 0, state=state, **labels))
+                seen = self.since.get(process)
+                if seen and seen[0] == current:
+                    entered = seen[1]
+                else:  # entered before the listener saw it: supervisor's own times
+                    entered = info.get("stop") if current in ("STOPPED", "EXITED", "FATAL") else info.get("start")
+                if entered:
+                    lines["elms_queue_worker_process_state_timestamp_seconds"].append(
+                        _sample("elms_queue_worker_process_state_timestamp_seconds", entered, **labels))
+                if info.get("start"):
+                    lines["elms_queue_worker_process_start_time_seconds"].append(
+                        _sample("elms_queue_worker_process_start_time_seconds", info["start"], **labels))
+                lines["elms_queue_worker_process_exit_status"].append(
+                    _sample("elms_queue_worker_process_exit_status", info.get("exitstatus") or 0, **labels))
+                lines["elms_queue_worker_process_restarts_total"].append(
+                    _sample("elms_queue_worker_process_restarts_total", self.restarts[process], **labels))
+            for group in sorted(programs):
+                key = (programs[group].get("app", ""), group)
+                for name, counter in (("elms_queue_worker_program_fatal_total", self.fatal),
+                                      ("elms_queue_worker_program_alerts_sent_total", self.sent),
+                                      ("elms_queue_worker_program_alerts_held_back_total", self.held)):
+                    lines[name].append(_sample(name, counter[key], app=key[0], program=group))
+            for (app, queue_name), (jobs, age) in sorted(self.queues.items()):
+                lines["elms_queue_jobs"].append(_sample("elms_queue_jobs", jobs, app=app, queue=queue_name))
+                if age is not None:
+                    lines["elms_queue_oldest_pending_job_age_seconds"].append(
+                        _sample("elms_queue_oldest_pending_job_age_seconds", age, app=app, queue=queue_name))
+        text = []
+        for name, kind, description in METRICS:
+            if lines[name]:
+                text += ["# HELP %s %s" % (name, description), "# TYPE %s %s" % (name, kind)] + lines[name]
+        return "\n".join(text) + "\n"
+
+    def write(self, processes, programs, now):
+        self.written_at = now
+        path = os.path.join(self.directory, METRICS_FILE)
+        try:
+            write_atomic(path, self.render(processes, programs, now))
+        except OSError as exc:
+            log("cannot write the metrics file %s: %s" % (path, exc))
 
 
 class Sender:
     """Delivers alerts to every configured channel from its own thread."""
 
-    def __init__(self, state, channels, size=QUEUE_SIZE):
+    def __init__(self, state, channels, size=QUEUE_SIZE, metrics=None):
         self.state = state
         self.channels = channels
+        self.metrics = metrics
         self.queue = queue.Queue(maxsize=size)
         self.thread = threading.Thread(target=self._run, name="alert-sender", daemon=True)
 
@@ -450,6 +614,8 @@ class Sender:
         last = {"time": alert["time"], "event": alert["event"], "process": alert["process"],
                 "channels_ok": done, "channels_failed": failed}
         self.state.update(last_sent=last, sent=1 if done else 0, failed=1 if failed else 0)
+        if done and self.metrics is not None:
+            self.metrics.alert(alert.get("app", ""), alert.get("program", ""), sent=True)
         self.state.write(time.time())
 
 
@@ -519,22 +685,34 @@ def probe_command(app, which=shutil.which):
     return ["su", "-s", "/bin/sh", app["user"], "-c", " ".join(shlex.quote(arg) for arg in php)]
 
 
-def probe_backlog(app, run=subprocess.run, which=shutil.which):
-    """{queue: pending jobs} of one app; RuntimeError with the reason when it cannot tell."""
+def probe_queues(app, run=subprocess.run, which=shutil.which):
+    """({queue: jobs}, {queue: seconds the oldest pending job has waited, None when none}) of one app, the
+    ages only for the database driver (the only one whose jobs say when they became available); RuntimeError
+    with the reason when it cannot tell the sizes."""
     result = run(probe_command(app, which), cwd=app["dir"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                  stderr=subprocess.PIPE, timeout=PROBE_TIMEOUT, universal_newlines=True, check=False)
-    for line in reversed(result.stdout.splitlines()):
+    sizes, ages = None, {}
+    for line in result.stdout.splitlines():
         if line.startswith(BACKLOG_MARK):
-            return json.loads(line[len(BACKLOG_MARK):])
+            sizes = json.loads(line[len(BACKLOG_MARK):])
+        elif line.startswith(OLDEST_MARK):
+            ages = json.loads(line[len(OLDEST_MARK):])
+    if sizes is not None:
+        return sizes, ages
     why = (result.stderr.strip() or result.stdout.strip()).splitlines()
     raise RuntimeError("exit %s: %s" % (result.returncode, why[-1][:300] if why else "no output"))
+
+
+def probe_backlog(app, run=subprocess.run, which=shutil.which):
+    """{queue: pending jobs} of one app; RuntimeError with the reason when it cannot tell."""
+    return probe_queues(app, run, which)[0]
 
 
 class Listener:
     """Turns event headers and payloads into alerts; the protocol is main()'s."""
 
-    def __init__(self, config, clock=time.time, rpc=None, send=None, state=None, probe=probe_backlog,
-                 own_group=None):
+    def __init__(self, config, clock=time.time, rpc=None, send=None, state=None, probe=probe_queues,
+                 own_group=None, metrics=None):
         self.clock = clock
         self.rpc = rpc                  # None: supervisord's API from the environment, per call
         self.send = send or (lambda alert: log("alert (no sender): %s" % alert["text"]))
@@ -542,6 +720,8 @@ class Listener:
         self.own_group = own_group
         self.lock = threading.RLock()   # the backlog thread alerts too
         self.state = state or State(config["state_file"], clock())
+        self.metrics = metrics or Metrics(None)
+        self.supervisor_up = None
         self.procs = {}
         self.backlog_at = None
         self.backlog_thread = None
@@ -556,6 +736,7 @@ class Listener:
                 self.limiter = RateLimiter(limit["alerts"], limit["seconds"])
             self.limiter.alerts, self.limiter.seconds = limit["alerts"], limit["seconds"]
             self.state.path = config["state_file"]
+            self.metrics.directory = config.get("metrics_dir")
             for process in [p for p, proc in self.procs.items() if proc.group not in config["programs"]]:
                 del self.procs[process]
             self._save_retrying()
@@ -590,6 +771,20 @@ class Listener:
                 self.backlog_thread.start()
             if self.state.written_at is None or now - self.state.written_at >= STATE_EVERY:
                 self.state.write(now)
+            if self.metrics.directory and (self.metrics.written_at is None or
+                                           now - self.metrics.written_at >= METRICS_EVERY):
+                self._write_metrics(now)
+
+    def _write_metrics(self, now):
+        try:
+            rpc = self.rpc if self.rpc is not None else supervisor_rpc(self.config["supervisor_config"])
+            processes = rpc.getAllProcessInfo()
+        except Exception as exc:
+            processes = None
+            if self.supervisor_up is not False:
+                log("metrics: supervisord did not answer (%s); written without its processes" % exc)
+        self.supervisor_up = processes is not None
+        self.metrics.write(processes, self.config["programs"], now)
 
     def _state_change(self, to_state, payload, now):
         group = payload.get("groupname") or payload.get("processname", "")
@@ -602,6 +797,8 @@ class Listener:
         proc.pid = int(pid) if pid.isdigit() else 0
         proc.state = to_state
         log("%s %s -> %s%s" % (process, from_state, to_state, " (pid %s)" % pid if pid.isdigit() else ""))
+        self.metrics.state_change(self.config["programs"][group].get("app", ""), group, process, from_state, to_state,
+                                  now)
         # A crash loop goes BACKOFF, STARTING, BACKOFF, ...: it lasts from its first BACKOFF
         # until any other state, so STARTING does not reset it.
         if to_state == "BACKOFF" and proc.backoff_since is None:
@@ -671,11 +868,13 @@ class Listener:
     def _check_backlog(self, apps):
         for name, app in sorted(apps.items()):
             try:
-                sizes = self.probe(app)
+                found = self.probe(app)
+                sizes, ages = found if isinstance(found, tuple) else (found, {})
                 log("backlog of app %s: %s" % (name, json.dumps(sizes, sort_keys=True)))
+                self.metrics.backlog(name, sizes, ages)
                 for queue_name, threshold in sorted(app["queues"].items()):
                     size = sizes.get(queue_name)
-                    if isinstance(size, int) and size > threshold:
+                    if isinstance(size, int) and threshold is not None and size > threshold:
                         with self.lock:
                             self._emit("%s:%s" % (name, queue_name), self.clock(), {
                                 "app": name, "program": queue_name, "process": "%s:%s" % (name, queue_name),
@@ -699,6 +898,7 @@ class Listener:
         allowed, held = self.limiter.take(key, now)
         if not allowed:
             self.state.update(suppressed=1)
+            self.metrics.alert(fields["app"], fields["program"], sent=False)
             log("alert %s %s held back by the rate limit" % (fields["event"], fields["process"]))
             return
         log_path = fields.pop("log", None)
@@ -710,6 +910,7 @@ class Listener:
         if self.send(alert) is False:
             self.limiter.hold(key, held + 1)  # reported by the next alert of this key instead
             self.state.update(suppressed=1)
+            self.metrics.alert(fields["app"], fields["program"], sent=False)
             log("alert %s %s dropped: the send queue is full" % (alert["event"], alert["process"]))
 
     def _save_retrying(self):
@@ -742,11 +943,14 @@ def main(argv=None, stdin=None, stdout=None):
         log("%s; watching nothing until it is fixed" % exc)
         config = normalize({"programs": {}})
     state = State(config["state_file"], time.time())
-    sender = Sender(state, config["channels"]).start()
-    listener = Listener(config, send=sender.put, state=state, own_group=os.environ.get("SUPERVISOR_GROUP_NAME"))
-    log("started (pid %s): watching %s; channels: %s" % (
+    metrics = Metrics(config["metrics_dir"])
+    sender = Sender(state, config["channels"], metrics=metrics).start()
+    listener = Listener(config, send=sender.put, state=state, own_group=os.environ.get("SUPERVISOR_GROUP_NAME"),
+                        metrics=metrics)
+    log("started (pid %s): watching %s; channels: %s; metrics: %s" % (
         os.getpid(), ", ".join(sorted(config["programs"])) or "nothing",
-        ", ".join(name for name, send in CHANNELS if config["channels"][name]) or "none"))
+        ", ".join(name for name, send in CHANNELS if config["channels"][name]) or "none",
+        os.path.join(config["metrics_dir"], METRICS_FILE) if config["metrics_dir"] else "off"))
     try:
         while True:
             stdout.write("READY\n")

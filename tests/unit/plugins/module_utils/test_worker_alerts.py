@@ -95,6 +95,19 @@ def test_backlog_thresholds_go_to_the_app_whose_workers_serve_the_queue():
         "dir": "/srv/shop/current", "user": "shop", "php": "/usr/bin/php", "connection": "", "queues": {"orders": 20}}}}
 
 
+def test_metrics_alone_run_the_listener_and_probe_every_queue_of_the_apps():
+    quiet = dict(ALERTS, webhook="", metrics_dir="/var/lib/prometheus/node-exporter/")
+    assert wa.enabled(quiet) and not wa.enabled(dict(quiet, metrics_dir=""))
+    plan = wa.plan(dict(quiet, backlog={"orders": 20}), apps_plan(), SETTINGS, SCRIPT)
+    assert plan["errors"] == [] and [p["name"] for p in plan["programs"]] == [wa.PROGRAM]
+    config = json.loads(dict((f["path"], f) for f in plan["extra_files"])[wa.CONFIG]["content"])
+    assert config["metrics_dir"] == "/var/lib/prometheus/node-exporter"
+    assert config["channels"] == {"webhook": None, "syslog": None, "mail": None}
+    # Every queue a present worker serves; the alert threshold kept, null where there is none.
+    assert config["backlog"]["apps"]["shop"]["queues"] == {"orders": 20}
+    assert config["backlog"]["apps"]["elms"]["queues"] == {"video-encoding": None}
+
+
 @pytest.mark.parametrize("change, words", [
     pytest.param({"webhook": "ftp://x/y"}, "queue_workers_alert_webhook must be an http", id="webhook-scheme"),
     pytest.param({"mail_to": "ops@example.org"}, "queue_workers_alert_mail_to", id="mail-not-a-list"),
@@ -108,6 +121,12 @@ def test_backlog_thresholds_go_to_the_app_whose_workers_serve_the_queue():
     pytest.param({"backlog": {"nope": 5}}, "no queue worker of the deploy's apps works on queue nope", id="backlog-queue"),
     pytest.param({"backlog": {"orders": 5}, "backlog_interval": 5}, "queue_workers_backlog_interval", id="backlog-often"),
     pytest.param({"python": "python3"}, "queue_workers_alert_python", id="python-relative"),
+    pytest.param({"metrics_dir": "var/lib/metrics"}, "queue_workers_metrics_dir = 'var/lib/metrics' must be an absolute",
+                 id="metrics-relative"),
+    pytest.param({"metrics_dir": "/"}, "queue_workers_metrics_dir = '/'", id="metrics-root"),
+    pytest.param({"metrics_dir": "/var/lib/my metrics"}, "without spaces", id="metrics-space"),
+    pytest.param({"metrics_dir": ["/x"]}, "queue_workers_metrics_dir", id="metrics-not-a-string"),
+    pytest.param({"metrics_dir": "/m", "backlog_interval": 10}, "queue_workers_backlog_interval", id="metrics-often"),
 ])
 def test_bad_alert_settings_are_named(change, words):
     problems = wa.errors(dict(ALERTS, **change), apps_plan())
