@@ -680,28 +680,29 @@ def test_probe_command_runuser_and_su():
                                         json.dumps({"connection": "redis", "queues": ["default", "video-encoding"]})]
 
 
-def test_probe_backlog_reads_the_marked_line():
+def test_probe_queues_reads_the_marked_line():
     seen = {}
 
     def run(command, **kwargs):
         seen.update(kwargs, command=command)
         return subprocess.CompletedProcess(command, 0, "PHP Warning: something\n\nELMS-BACKLOG {\"default\": 3}\n", "")
-    assert al.probe_backlog(APP, run=run, which=lambda name: "/usr/sbin/runuser") == {"default": 3}
+    # No ELMS-OLDEST line (a driver whose jobs do not say when they became available): no ages.
+    assert al.probe_queues(APP, run=run, which=lambda name: "/usr/sbin/runuser") == ({"default": 3}, {})
     assert seen["cwd"] == "/var/www/html" and seen["timeout"] == 60 and seen["stdin"] == subprocess.DEVNULL
 
     def fails(command, **_kwargs):
         return subprocess.CompletedProcess(command, 255, "", "PHP Fatal error: no bootstrap\n")
     with pytest.raises(RuntimeError, match="exit 255: PHP Fatal error: no bootstrap"):
-        al.probe_backlog(APP, run=fails, which=lambda name: None)
+        al.probe_queues(APP, run=fails, which=lambda name: None)
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("runuser"), reason="runuser needs root")
-def test_probe_backlog_runs_as_the_user(tmp_path):
+def test_probe_queues_runs_as_the_user(tmp_path):
     php = tmp_path / "php"
     php.write_text('#!/bin/sh\necho "ELMS-BACKLOG {\\"who\\": \\"$(id -un)\\", \\"cwd\\": \\"$(pwd)\\"}"\n')
     php.chmod(0o755)
     app = dict(APP, dir=str(tmp_path), php=str(php), user="root")
-    assert al.probe_backlog(app) == {"who": "root", "cwd": str(tmp_path)}
+    assert al.probe_queues(app)[0] == {"who": "root", "cwd": str(tmp_path)}
 
 
 def test_backlog_over_threshold_is_alerted_from_a_thread(tmp_path, capsys):

@@ -703,11 +703,6 @@ def probe_queues(app, run=subprocess.run, which=shutil.which):
     raise RuntimeError("exit %s: %s" % (result.returncode, why[-1][:300] if why else "no output"))
 
 
-def probe_backlog(app, run=subprocess.run, which=shutil.which):
-    """{queue: pending jobs} of one app; RuntimeError with the reason when it cannot tell."""
-    return probe_queues(app, run, which)[0]
-
-
 class Listener:
     """Turns event headers and payloads into alerts; the protocol is main()'s."""
 
