@@ -88,6 +88,9 @@ def test_the_ffmpeg_check_is_skipped_until_the_binary_changes(host):
                                                        host.file("/usr/bin/ffmpeg").mtime.timestamp()))
     rc, out = playbook("site.yml")
     assert not ffmpeg_role_ran(out), out[-3000:]
+    # Beside the stamp, the libraries it hashed: what the converge stats instead of running ldd.
+    listed = host.file("/var/lib/elms-queue-workers/ffmpeg-hls-verified.libs").content_string.splitlines()
+    assert any("libavcodec" in line for line in listed) and all(line.startswith("/") for line in listed), listed
     # A library FFmpeg links (an upgraded libavcodec) is a new FFmpeg too.
     host.check_output("touch $(readlink -f $(ldd /usr/bin/ffmpeg | grep -o '/[^ ]*libavcodec[^ ]*'))")
     rc, out = playbook("site.yml")
