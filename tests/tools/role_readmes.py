@@ -34,7 +34,8 @@ def default(spec):
     else:
         shown = yaml.safe_dump(value, default_flow_style=True, width=1 << 16).strip()
         shown = shown[:-4].strip() if shown.endswith("...") else shown
-    if len(shown) > 70:
+    # A long default, or one computed from the role's private variables, means nothing in a table.
+    if len(shown) > 70 or re.search(r"\{\{.*\b_\w", shown):
         return "see `defaults/main.yml`"
     return "`%s`" % shown.replace("|", "\\|")
 

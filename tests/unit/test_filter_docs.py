@@ -7,10 +7,10 @@ import os
 import pytest
 import yaml
 
-from ansible_collections.elms.queue_workers.plugins.filter import queue_workers
+from ansible_collections.elms.queue_workers.plugins.filter import install_roles, queue_workers
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
-FILTERS = queue_workers.FilterModule().filters()
+FILTERS = dict(queue_workers.FilterModule().filters(), **install_roles.FilterModule().filters())
 DOCS = sorted(os.path.splitext(os.path.basename(path))[0] for path in glob.glob(os.path.join(ROOT, "plugins", "filter", "*.yml")))
 
 
