@@ -235,7 +235,7 @@ def test_defaults():
     assert config["backoff_alert_after"] == 30 and config["log_lines"] == 10
     assert config["rate_limit"] == {"alerts": 3, "seconds": 600}
     assert config["fatal_retry"] == {"delays": [60, 180, 360]}
-    assert config["backlog"] is None
+    assert config["backlog"] is None and config["scaling"] == {}
     assert config["state_file"] == "/var/lib/elms-queue-workers/alerts/state.json"
     assert config["supervisor_config"] == "/etc/supervisor/supervisord.conf"
     given = al.normalize({"host": "h", "programs": {}, "channels": {
@@ -655,7 +655,8 @@ def test_state_file_is_written_at_most_every_minute(tmp_path):
     first = json.loads(path.read_text())
     assert first["last_event_at"] == "1970-01-01T00:16:40Z" and first["sent"] == 0
     assert set(first) == {"pid", "started_at", "last_event_at", "last_sent", "sent", "suppressed", "failed",
-                          "retrying"}
+                          "retrying", "scaling"}
+    assert first["scaling"] == {}  # nothing scaled (tests/unit/test_listener_scaler.py)
     tick(listener, clock, 1059)
     assert json.loads(path.read_text())["last_event_at"] == "1970-01-01T00:16:40Z"
     tick(listener, clock, 1060)

@@ -37,15 +37,52 @@ the program's name; the listener's own group and every other program are ignored
 - Alerts are rate-limited per program; the next alert that goes out says how many were
   held back. Each alert goes to every channel (webhook, syslog, mail) from a sender
   thread fed by a bounded queue, so supervisor never waits on the network.
+- Optionally (scaling), it scales workers with their backlog; see below.
+
+Scaling. supervisor cannot change a program's numprocs while it runs, so a worker with
+numprocs {min, max} is deployed as two programs: NAME, its min processes (autostart: they
+run whatever happens to this listener), and NAME-spare, max - min more numbered on from
+min (NAME-spare:NAME_01, ... for min 1), autostart=false: this listener starts and stops
+those, over supervisord's XML-RPC API, never waiting (a stop is supervisor's SIGTERM and
+stopwaitsecs: the running job finishes). The config names them:
+
+    "scaling": {"NAME": {"app": "elms", "spare": "NAME-spare", "min": 1, "max": 4,
+                         "queues": ["video"], "clear_seconds": 300, "step": 1,
+                         "cooldown": 60, "log": "/srv/app/storage/logs/NAME.log"}}
+
+(app: a key of backlog.apps, which probes each of queues; spare defaults to NAME-spare,
+clear_seconds to 300, step to 1, cooldown to 60 s, log to the program's log; NAME and
+its spare program are in programs too, watched like any other.)
+
+- Job runtimes: the worker's stdout log is read as it grows (from its end when the
+  listener starts; from the start of a rotated or truncated one; at most LOG_READ_MAX
+  bytes a look, every LOG_READ_EVERY s). queue:work writes "[time][id] Processing:" and
+  "[time][id] Processed:" or "Failed:" (Laravel 6-8: paired by job id, the runtime the
+  difference of the times) or "  time Class .... 2,873.47ms DONE" (or 3s, 1m 5s; FAIL;
+  Laravel 9+: the runtime printed). Their average is the mean of the last RUNTIMES_KEPT.
+- After each probe of its app (at the next event), and never sooner than cooldown after
+  its last change: wanted = ceil(backlog x average runtime / clear_seconds), 0 for no
+  backlog, within [min, max]; a job counts clear_seconds while no runtime is known (so
+  as many processes as jobs). The processes counted are those of both programs RUNNING,
+  STARTING or in BACKOFF, as supervisord says at that moment (never what was remembered:
+  anyone may have started or stopped some). At most step processes are started (the
+  lowest-numbered spares STOPPED, EXITED or FATAL, but not one FATAL for less than
+  cooldown) or stopped (the highest-numbered running spares). The base program is never
+  touched; while it is stopped (by hand or a deploy) no spare is started or stopped.
+- Each change is logged with its reason (a decision to stay only when what it is about
+  changes); the state file has scaling: {NAME: {min, max, current, wanted, backlog,
+  avg_job_seconds, jobs_measured, last_decision: {at, from, to, reason}}}, and the
+  metrics file the scaled processes, min, max, wanted, the average job runtime and the
+  decisions up and down.
 
 Times come from TICK_5 (every 5 s) and every other event: that is when lasting BACKOFFs,
-due retries, the backlog probe, the metrics and the state file (a JSON summary for a diagnosis) are
-looked at. The config, a root-only file (it holds the webhook URL, a secret), is read
+due retries, the backlog probe, scaling decisions, the metrics and the state file (a JSON
+summary for a diagnosis) are looked at. The config, a root-only file (it holds the webhook URL, a secret), is read
 again when its mtime changes. Standard library only, Python 3.6 and later.
 """
 
 # A listener that dies or stops answering leaves every worker unwatched, so errors of
-# any kind in handling, sending and probing are caught, logged and survived.
+# any kind in handling, sending, probing and scaling are caught, logged and survived.
 # pylint: disable=broad-exception-caught
 
 import argparse
@@ -58,8 +95,10 @@ import email.utils
 import http.client
 import io
 import json
+import math
 import os
 import queue
+import re
 import shlex
 import shutil
 import socket
@@ -82,7 +121,7 @@ MAIL_TIMEOUT = 30
 TAIL_BYTES = 65536          # enough for log_lines lines of any sane log
 TAIL_LINE_MAX = 1000        # a chat message with one megabyte-long log line helps no one
 # supervisor's fault codes (supervisor/xmlrpc.py) after which its own state events follow.
-ALREADY_STARTED, SPAWN_ERROR = 60, 50
+ALREADY_STARTED, SPAWN_ERROR, NOT_RUNNING = 60, 50, 70
 ICONS = {"FATAL": ":rotating_light:", "GAVE_UP": ":rotating_light:", "BACKOFF": ":warning:",
          "EXITED": ":warning:", "RETRY": ":arrows_counterclockwise:", "RUNNING": ":white_check_mark:",
          "BACKLOG": ":hourglass:"}
@@ -91,6 +130,15 @@ OLDEST_MARK = "ELMS-OLDEST "
 METRICS_FILE = "elms_queue_workers.prom"   # in the config's metrics.dir, for node_exporter's textfile collector
 METRICS_EVERY = 10                          # seconds between two writes of the metrics file
 SUPERVISOR_STATES = ("STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED", "FATAL", "UNKNOWN")
+# Scaling: a process in one of UP_STATES counts (STOPPING ones are leaving); one in DOWN_STATES may be started.
+UP_STATES = ("RUNNING", "STARTING", "BACKOFF")
+DOWN_STATES = ("STOPPED", "EXITED", "FATAL")
+RUNTIMES_KEPT = 50          # the average job runtime of a scaled worker is the mean of its last 50 jobs
+LOG_READ_MAX = 1 << 20      # bytes of a worker's log read at most per look; more unread: only the newest
+LOG_READ_EVERY = 5          # seconds between two looks at a worker's log
+LOG_LINE_MAX = 4096         # longer lines are no queue:work status line
+PENDING_KEPT = 1000         # started jobs (Laravel 6-8 log) remembered until their end line
+LOG_MARK = 64               # bytes before the read offset compared to tell a truncated log
 # Boots the app the way artisan does and prints its queues' sizes on one marked line (the
 # app's bootstrap may print warnings of its own). The argument is {"connection", "queues"}.
 PROBE = r"""
@@ -183,6 +231,60 @@ def _number(value, name, low=0):
     return value
 
 
+def _whole(value, name, low):
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError("%s = %r must be a whole number >= %s" % (name, value, low))
+    return value
+
+
+SCALING_DEFAULTS = {"clear_seconds": 300, "step": 1, "cooldown": 60, "log": None}
+
+
+def _scaling(value, programs, backlog):
+    """scaling: {base program: {app, spare, min, max, queues, clear_seconds, step, cooldown, log}}, checked
+    against the programs watched and the apps probed."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError("scaling must be a mapping of {program: {app, min, max, queues, ...}} or null")
+    apps = (backlog or {}).get("apps") or {}
+    found = {}
+    for name, spec in value.items():
+        where = "scaling.%s" % name
+        if not isinstance(spec, dict):
+            raise ConfigError("%s must be a mapping {app, min, max, queues, ...}" % where)
+        spec = dict(dict(SCALING_DEFAULTS, spare="%s-spare" % name), **spec)
+        if spec.get("app") not in apps:
+            raise ConfigError("%s.app = %r must be an app of backlog.apps (where its queues are measured)"
+                              % (where, spec.get("app")))
+        low = _whole(spec.get("min"), where + ".min", 1)
+        high = spec.get("max")
+        if isinstance(high, bool) or not isinstance(high, int) or high <= low:
+            raise ConfigError("%s.max = %r must be a whole number above min (%d)" % (where, high, low))
+        queues = [spec["queues"]] if isinstance(spec.get("queues"), str) else spec.get("queues")
+        if not isinstance(queues, list) or not queues or not all(isinstance(q, str) and q for q in queues):
+            raise ConfigError("%s.queues must be a list of the worker's queue names" % where)
+        for queue_name in queues:
+            if queue_name not in apps[spec["app"]]["queues"]:
+                raise ConfigError("%s.queues: %s is not measured: it must be in backlog.apps.%s.queues too "
+                                  "(threshold null when not alerted)" % (where, queue_name, spec["app"]))
+        spare = spec.get("spare")
+        if not isinstance(spare, str) or not spare or spare == name:
+            raise ConfigError("%s.spare = %r must be the name of the spare processes' program" % (where, spare))
+        for program in (name, spare):
+            if program not in programs:
+                raise ConfigError("%s: program %s must be in programs too (it is watched like any worker)"
+                                  % (where, program))
+        log_path = spec.get("log") or programs[name].get("log") or ""
+        if not isinstance(log_path, str):
+            raise ConfigError("%s.log = %r must be the worker's stdout log file" % (where, log_path))
+        found[name] = {"app": spec["app"], "spare": spare, "min": low, "max": high, "queues": queues,
+                       "clear_seconds": _number(spec["clear_seconds"], where + ".clear_seconds", 1),
+                       "step": _whole(spec["step"], where + ".step", 1),
+                       "cooldown": _number(spec["cooldown"], where + ".cooldown"), "log": log_path}
+    return found
+
+
 def _metrics_dir(value):
     if value in (None, ""):
         return None
@@ -220,10 +322,11 @@ def normalize(raw):
     delays = (raw.get("fatal_retry") or {}).get("delays", [60, 180, 360])
     if not isinstance(delays, list):
         raise ConfigError("fatal_retry.delays must be a list of seconds")
+    programs = dict((name, {"app": (spec or {}).get("app") or "", "log": (spec or {}).get("log") or ""})
+                    for name, spec in raw["programs"].items())
     return {
         "host": host,
-        "programs": dict((name, {"app": (spec or {}).get("app") or "", "log": (spec or {}).get("log") or ""})
-                         for name, spec in raw["programs"].items()),
+        "programs": programs,
         "channels": {"webhook": webhook, "mail": mail,
                      "syslog": _section(channels, "syslog", {"facility": "daemon", "tag": "elms-queue-workers"})},
         "backoff_alert_after": _number(raw.get("backoff_alert_after", 30), "backoff_alert_after"),
@@ -231,6 +334,7 @@ def normalize(raw):
                        "seconds": _number(limit["seconds"], "rate_limit.seconds")},
         "fatal_retry": {"delays": [_number(d, "fatal_retry.delays[]") for d in delays]},
         "backlog": backlog,
+        "scaling": _scaling(raw.get("scaling"), programs, backlog),
         "log_lines": int(_number(raw.get("log_lines", 10), "log_lines")),
         "state_file": raw.get("state_file") or "/var/lib/elms-queue-workers/alerts/state.json",
         "metrics_dir": _metrics_dir(raw.get("metrics_dir")),
@@ -457,6 +561,16 @@ METRICS = (
     ("elms_queue_jobs", "gauge", "Jobs in the queue (the app's own size(): pending, delayed and reserved)."),
     ("elms_queue_oldest_pending_job_age_seconds", "gauge",
      "How long the oldest pending job has been available (database queues only)."),
+    ("elms_queue_workers_scaled_processes", "gauge",
+     "Processes of a scaled worker (its program and its spares) RUNNING, STARTING or in BACKOFF."),
+    ("elms_queue_workers_scaled_processes_min", "gauge", "The processes a scaled worker always runs."),
+    ("elms_queue_workers_scaled_processes_max", "gauge", "The processes a scaled worker runs at most."),
+    ("elms_queue_workers_scaled_processes_wanted", "gauge",
+     "The processes the last scaling decision wanted for the backlog, within min and max."),
+    ("elms_queue_workers_job_duration_seconds_average", "gauge",
+     "Mean runtime of the scaled worker's last jobs (at most %d), read from its log." % RUNTIMES_KEPT),
+    ("elms_queue_workers_scale_decisions_total", "counter",
+     "Scaling decisions that started (up) or stopped (down) spare processes, since the listener started."),
 )
 
 
@@ -473,6 +587,8 @@ class Metrics:
         self.held = collections.Counter()       # (app, program) -> alerts held back or dropped
         self.since = {}                         # process -> (state, when it entered it)
         self.queues = {}                        # (app, queue) -> (jobs, oldest age or None)
+        self.scaled = {}                        # scaled program -> {app, spare, min, max, wanted, average}
+        self.decisions = collections.Counter()  # (app, program, "up" or "down") -> scaling decisions
         self.written_at = None
 
     def state_change(self, app, group, process, from_state, to_state, now):
@@ -493,6 +609,40 @@ class Metrics:
                 if isinstance(jobs, int) and not isinstance(jobs, bool):
                     age = ages.get(queue_name)
                     self.queues[(app, queue_name)] = (jobs, age if isinstance(age, (int, float)) else None)
+
+    def scaling(self, program, **fields):
+        """What is known of a scaled worker (configure() sets app, spare, min, max; a decision wanted and
+        average); program None: forget the workers no longer scaled (fields: keep=[their names])."""
+        with self.lock:
+            if program is None:
+                self.scaled = dict((name, self.scaled.get(name, {})) for name in fields["keep"])
+            else:
+                self.scaled.setdefault(program, {}).update(fields)
+
+    def decision(self, app, program, direction):
+        with self.lock:
+            self.decisions[(app, program, direction)] += 1
+
+    def _render_scaling(self, lines, processes):
+        for program, known in sorted(self.scaled.items()):
+            if "min" not in known:
+                continue
+            labels = {"app": known["app"], "program": program}
+            if processes is not None:
+                current = sum(1 for i in processes if i.get("group") in (program, known["spare"]) and
+                              i.get("statename") in UP_STATES)
+                lines["elms_queue_workers_scaled_processes"].append(
+                    _sample("elms_queue_workers_scaled_processes", current, **labels))
+            for name, key in (("elms_queue_workers_scaled_processes_min", "min"),
+                              ("elms_queue_workers_scaled_processes_max", "max"),
+                              ("elms_queue_workers_scaled_processes_wanted", "wanted"),
+                              ("elms_queue_workers_job_duration_seconds_average", "average")):
+                if known.get(key) is not None:
+                    lines[name].append(_sample(name, known[key], **labels))
+            for direction in ("up", "down"):
+                lines["elms_queue_workers_scale_decisions_total"].append(
+                    _sample("elms_queue_workers_scale_decisions_total",
+                            self.decisions[(known["app"], program, direction)], direction=direction, **labels))
 
     def render(self, processes, programs, now):
         """The file's text. processes: supervisord's getAllProcessInfo (None when it did not answer);
@@ -539,6 +689,7 @@ class Metrics:
                 if age is not None:
                     lines["elms_queue_oldest_pending_job_age_seconds"].append(
                         _sample("elms_queue_oldest_pending_job_age_seconds", age, app=app, queue=queue_name))
+            self._render_scaling(lines, processes)
         text = []
         for name, kind, description in METRICS:
             if lines[name]:
@@ -703,6 +854,206 @@ def probe_queues(app, run=subprocess.run, which=shutil.which):
     raise RuntimeError("exit %s: %s" % (result.returncode, why[-1][:300] if why else "no output"))
 
 
+# --- scaling --------------------------------------------------------------------------
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# Laravel 6-8: "[2026-12-06 14:00:00][42] Processing: App\Jobs\X", then "Processed:" or "Failed:" with the same id.
+_LEGACY_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\]\[([^\]]*)\] (Processing|Processed|Failed):\s")
+# Laravel 9+: "  2026-12-06 14:00:03 App\Jobs\X .... 2,873.47ms DONE" (or 3s, 1m 5s; FAIL): the runtime is printed.
+_MODERN_START = re.compile(r"^\s*\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S")
+_DURATION = re.compile("^([0-9][0-9,]*(?:\\.[0-9]+)?)(ms|us|\u00b5s|\u03bcs|s|m|h|d|w)$")
+_UNIT_SECONDS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001,
+                 "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6}
+
+
+def parse_job_line(line):
+    """What a line of `artisan queue:work`'s output says of a job's runtime: ("start", job id, time) and
+    ("end", job id, time) of Laravel 6-8 (paired by the caller), ("took", seconds) of Laravel 9+, else None."""
+    line = _ANSI.sub("", line.rstrip("\r\n"))
+    if len(line) > LOG_LINE_MAX:
+        return None
+    match = _LEGACY_LINE.match(line)
+    if match:
+        when = datetime.datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S")
+        return ("start" if match.group(3) == "Processing" else "end", match.group(2), when)
+    words = line.split()
+    if len(words) < 5 or words[-1] not in ("DONE", "FAIL") or not _MODERN_START.match(line):
+        return None
+    seconds, index = 0.0, len(words) - 2
+    while index > 2:  # words[2] is the job's class
+        match = _DURATION.match(words[index])
+        if not match:
+            break
+        seconds += float(match.group(1).replace(",", "")) * _UNIT_SECONDS[match.group(2)]
+        index -= 1
+    return ("took", seconds) if index < len(words) - 2 else None
+
+
+class JobRuntimes:
+    """The runtimes of a worker's last jobs, from its stdout log as queue:work writes it, read a bounded piece
+    at a time from where the last read ended: from the file's end when first looked at (the listener starts),
+    from the start of a new file (rotated, truncated, created)."""
+
+    def __init__(self, path, kept=RUNTIMES_KEPT):
+        self.path = path
+        self.runtimes = collections.deque(maxlen=kept)
+        self.pending = collections.OrderedDict()   # job id -> its start (Laravel 6-8)
+        self.inode = None
+        self.offset = None      # None: not looked at yet
+        self.skip = False       # the bytes at offset are the rest of a line already passed over
+        self.mark = b""         # the last bytes before offset, to tell a log written over since
+
+    def average(self):
+        return sum(self.runtimes) / len(self.runtimes) if self.runtimes else None
+
+    def feed(self, line):
+        """True when the line ended a job whose runtime is now known."""
+        found = parse_job_line(line)
+        if found is None:
+            return False
+        if found[0] == "took":
+            self.runtimes.append(found[1])
+            return True
+        kind, job, when = found
+        if kind == "start":
+            self.pending.pop(job, None)
+            self.pending[job] = when
+            while len(self.pending) > PENDING_KEPT:
+                self.pending.popitem(last=False)  # a job that never ended (its worker was killed)
+            return False
+        started = self.pending.pop(job, None)  # None: it started before the listener looked
+        if started is None or when < started:
+            return False
+        self.runtimes.append((when - started).total_seconds())
+        return True
+
+    def read(self, limit=None):
+        """Feeds what was written since the last read (at most limit bytes: LOG_READ_MAX; when more is unread,
+        only the newest); the number of runtimes learnt. A missing log is no error (not written yet, rotated),
+        OSError when it cannot be read."""
+        limit = limit or LOG_READ_MAX
+        if not self.path:
+            return 0
+        try:
+            handle = open(self.path, "rb")
+        except FileNotFoundError:
+            if self.offset is None:
+                self.offset = 0  # a log that appears later is read from its start
+            return 0
+        with handle:
+            status = os.fstat(handle.fileno())
+            if self.offset is None:
+                self.inode, self.offset = status.st_ino, status.st_size
+                handle.seek(max(0, status.st_size - LOG_MARK))
+                self.mark = handle.read(LOG_MARK)
+                self.skip = self.mark[-1:] not in (b"", b"\n")
+                return 0
+            if status.st_ino != self.inode or status.st_size < self.offset or not self._marked(handle):
+                # Rotated or truncated (also when written past the old end again since): a new log.
+                self.inode, self.offset, self.mark, self.skip = status.st_ino, 0, b"", False
+            if status.st_size - self.offset > limit:
+                self.offset, self.mark, self.skip = status.st_size - limit, b"", True
+            handle.seek(self.offset)
+            data = handle.read(limit)
+        start = end = 0
+        if self.skip:
+            start = end = data.find(b"\n") + 1
+            if not start:
+                end = len(data)  # all of it the rest of that line
+            else:
+                self.skip = False
+        if not self.skip:
+            end = max(end, data.rfind(b"\n") + 1)  # an unfinished last line is read again when it is finished
+            if end == 0 and len(data) >= limit:  # one line longer than limit: passed over
+                end, self.skip = len(data), True
+        self.offset += end
+        self.mark = (self.mark + data[:end])[-LOG_MARK:]
+        learnt = 0
+        for line in data[start:end].decode("utf-8", "replace").split("\n"):
+            learnt += self.feed(line)
+        return learnt
+
+    def _marked(self, handle):
+        """Whether the bytes before offset are still those read last."""
+        if not self.mark:
+            return True
+        handle.seek(self.offset - len(self.mark))
+        return handle.read(len(self.mark)) == self.mark
+
+
+def _seconds_text(value):
+    """3.2, 120, 0.045: seconds for a log line."""
+    return ("%.1f" % value if value >= 1 else "%.3f" % value).rstrip("0").rstrip(".") or "0"
+
+
+def scale_decision(spec, sizes, current, average=None, measured=0, since_change=None):
+    """(wanted, to, reason) for one scaled worker (spec: its normalized scaling entry), a pure function.
+
+    wanted: the processes its backlog asks for, ceil(backlog x average job runtime / clear_seconds), 0 for
+    no backlog, within [min, max]; a job takes clear_seconds while no runtime is known (measured 0), so the
+    backlog is the number wanted. None when one of its queues is missing from sizes (the probe's answer).
+    to: the count to move to from current, at most step away from it; current itself while the last change
+    (since_change seconds ago, None for none) is less than cooldown ago. reason: all of it in words."""
+    bounds = "(min %d, max %d, step %d)" % (spec["min"], spec["max"], spec["step"])
+    missing = [q for q in spec["queues"] if isinstance(sizes.get(q), bool) or not isinstance(sizes.get(q), int)]
+    if missing:
+        return None, current, "the size of queue %s is not known %s" % (", ".join(missing), bounds)
+    backlog = sum(sizes[q] for q in spec["queues"])
+    reason = "backlog %d (%s)" % (backlog, ", ".join("%s %d" % (q, sizes[q]) for q in spec["queues"]))
+    clear = spec["clear_seconds"]
+    if average is None or not measured:
+        per_job = clear
+        reason += ", no job measured yet (each taken as %s s)" % _seconds_text(per_job)
+    else:
+        per_job = average
+        reason += ", average job %s s over %d job%s" % (_seconds_text(average), measured, "" if measured == 1 else "s")
+    if backlog <= 0:
+        asked = 0
+        reason += ", nothing pending wants 0"
+    else:
+        # The epsilon keeps a float product of 2.0000000001 from asking for 3.
+        asked = int(math.ceil(backlog * per_job / float(clear) - 1e-9))
+        reason += ", %d x %s s / %s s wants %d" % (backlog, _seconds_text(per_job), _seconds_text(clear), asked)
+    wanted = max(spec["min"], min(spec["max"], asked))
+    if wanted != asked:
+        reason += ", so %d" % wanted
+    reason += " " + bounds
+    if since_change is not None and since_change < spec["cooldown"]:
+        return wanted, current, "%s; cooldown: the last change was %d s ago (cooldown %s s)" % (
+            reason, since_change, _seconds_text(spec["cooldown"]))
+    return wanted, current + max(-spec["step"], min(spec["step"], wanted - current)), reason
+
+
+def _process_number(info):
+    digits = re.search(r"(\d+)$", info.get("name", ""))
+    return (int(digits.group(1)) if digits else 1 << 30, info.get("name", ""))
+
+
+class _Scaled:
+    """What the listener keeps of one scaled worker between its decisions."""
+
+    def __init__(self, name, spec):
+        self.name, self.spec = name, spec
+        self.runtimes = JobRuntimes(spec["log"])
+        self.sizes = None           # the probe's last {queue: jobs} of the worker's app
+        self.fresh = False          # sizes not decided on yet
+        self.read_at = None
+        self.read_error = None      # the last error reading the log, logged once
+        self.trouble = None         # the last reason nothing could be decided, logged once
+        self.current = self.wanted = None
+        self.changed_at = None      # when a decision last changed something
+        self.last_decision = None
+        self.stay = None            # what the last logged decision to stay was about
+        self.fatal_at = {}          # spare process -> when the listener saw it go FATAL
+
+    def backlog(self):
+        sizes = self.sizes or {}
+        counts = [sizes.get(q) for q in self.spec["queues"]]
+        if not counts or any(isinstance(c, bool) or not isinstance(c, int) for c in counts):
+            return None
+        return sum(counts)
+
+
 class Listener:
     """Turns event headers and payloads into alerts; the protocol is main()'s."""
 
@@ -720,6 +1071,7 @@ class Listener:
         self.procs = {}
         self.backlog_at = None
         self.backlog_thread = None
+        self.scaled = {}                # base program -> _Scaled
         self.config = self.limiter = None
         self.configure(config)
 
@@ -735,6 +1087,22 @@ class Listener:
             for process in [p for p, proc in self.procs.items() if proc.group not in config["programs"]]:
                 del self.procs[process]
             self._save_retrying()
+            self._configure_scaling(config.get("scaling") or {})
+
+    def _configure_scaling(self, scaling):
+        old, self.scaled = self.scaled, {}
+        for name, spec in sorted(scaling.items()):
+            scaled = old.get(name)
+            if scaled is None or scaled.spec["log"] != spec["log"]:
+                scaled = _Scaled(name, spec)
+                self._read_runtimes(scaled, self.clock())  # the first look: the log's end
+            elif (scaled.spec["app"], scaled.spec["queues"]) != (spec["app"], spec["queues"]):
+                scaled.sizes, scaled.fresh = None, False
+            scaled.spec = spec
+            self.scaled[name] = scaled
+            self.metrics.scaling(name, app=spec["app"], spare=spec["spare"], min=spec["min"], max=spec["max"])
+        self.metrics.scaling(None, keep=list(self.scaled))
+        self._save_scaling()
 
     def handle(self, headers, payload):
         """One event: PROCESS_STATE_* of a watched program changes what is known; any event is a tick."""
@@ -757,6 +1125,8 @@ class Listener:
                                 "has been failing to start (BACKOFF) for %d s" % (now - proc.backoff_since))
                 if proc.retrying and proc.next_at is not None and now >= proc.next_at and proc.state == "FATAL":
                     self._start_again(proc, now)
+            for scaled in self.scaled.values():
+                self._scale(scaled, now)
             backlog = self.config["backlog"]
             if backlog and backlog["apps"] and (self.backlog_at is None or now >= self.backlog_at) and \
                     not (self.backlog_thread and self.backlog_thread.is_alive()):
@@ -801,6 +1171,9 @@ class Listener:
         elif to_state not in ("BACKOFF", "STARTING"):
             proc.backoff_since, proc.backoff_alerted = None, False
         if to_state == "FATAL":
+            for scaled in self.scaled.values():
+                if scaled.spec["spare"] == group:
+                    scaled.fatal_at[process] = now
             self._fatal(proc, from_state, now)
         elif to_state == "EXITED" and payload.get("expected") == "0":
             proc.problem = True
@@ -867,6 +1240,10 @@ class Listener:
                 sizes, ages = found if isinstance(found, tuple) else (found, {})
                 log("backlog of app %s: %s" % (name, json.dumps(sizes, sort_keys=True)))
                 self.metrics.backlog(name, sizes, ages)
+                with self.lock:
+                    for scaled in self.scaled.values():
+                        if scaled.spec["app"] == name:  # decided on at the next tick
+                            scaled.sizes, scaled.fresh = dict(sizes), True
                 for queue_name, threshold in sorted(app["queues"].items()):
                     size = sizes.get(queue_name)
                     if isinstance(size, int) and threshold is not None and size > threshold:
@@ -878,6 +1255,138 @@ class Listener:
                                     ICONS["BACKLOG"], self.config["host"], queue_name, name, size, threshold)})
             except Exception as exc:
                 log("backlog of app %s: %s" % (name, exc))
+
+    # --- scaling: spare processes started and stopped with the backlog ------------------
+
+    def _read_runtimes(self, scaled, now):
+        scaled.read_at = now
+        try:
+            learnt = scaled.runtimes.read()
+            scaled.read_error = None
+        except Exception as exc:
+            learnt = 0
+            if scaled.read_error != str(exc):
+                log("scale %s: cannot read its log %s (no job runtimes from it): %s" % (
+                    scaled.name, scaled.spec["log"], exc))
+            scaled.read_error = str(exc)
+        if learnt:
+            self.metrics.scaling(scaled.name, average=round(scaled.runtimes.average(), 3))
+            self._save_scaling()
+
+    def _scale(self, scaled, now):
+        """Reads the worker's log when due; after a new probe result, decides and starts or stops spares."""
+        if scaled.fresh or scaled.read_at is None or now - scaled.read_at >= LOG_READ_EVERY:
+            self._read_runtimes(scaled, now)
+        if not scaled.fresh:
+            return
+        scaled.fresh = False
+        try:
+            self._decide(scaled, now)
+        except Exception as exc:
+            log("scale %s: %s: %s" % (scaled.name, type(exc).__name__, exc))
+        self._save_scaling()
+
+    def _trouble(self, scaled, why):
+        """Nothing can be decided: said once, until it changes or a decision is made."""
+        if scaled.trouble != why:
+            log("scale %s: %s" % (scaled.name, why))
+        scaled.trouble = why
+
+    def _decide(self, scaled, now):
+        spec, name = scaled.spec, scaled.name
+        try:
+            rpc = self.rpc if self.rpc is not None else supervisor_rpc(self.config["supervisor_config"])
+            processes = rpc.getAllProcessInfo()
+        except Exception as exc:
+            self._trouble(scaled, "supervisord did not answer (%s): nothing started or stopped" % exc)
+            return
+        base = [i for i in processes if i.get("group") == name]
+        spares = sorted((i for i in processes if i.get("group") == spec["spare"]), key=_process_number)
+        if not base or all(i.get("statename") in ("STOPPED", "STOPPING") for i in base):
+            # Stopped by hand or by a deploy (or not there yet): spares started now would fight that.
+            self._trouble(scaled, "program %s is %s: no spare started or stopped until it runs" % (
+                name, "stopped" if base else "not in supervisord"))
+            return
+        current = sum(1 for i in base + spares if i.get("statename") in UP_STATES)
+        average = scaled.runtimes.average()
+        since = None if scaled.changed_at is None else now - scaled.changed_at
+        wanted, to, reason = scale_decision(spec, scaled.sizes or {}, current, average, len(scaled.runtimes.runtimes),
+                                            since)
+        scaled.current, scaled.wanted, scaled.trouble = current, wanted, None
+        self.metrics.scaling(name, wanted=wanted, average=None if average is None else round(average, 3))
+        if to == current:
+            stay = (current, wanted, since is not None and since < spec["cooldown"])
+            if scaled.stay != stay:
+                log("scale %s stays at %d: %s" % (name, current, reason))
+            scaled.stay = stay
+            return
+        done, notes = self._move_spares(rpc, scaled, spares, to - current, now)
+        reached = current + (len(done) if to > current else -len(done))
+        if done:
+            log("scale %s %d -> %d: %s; %s" % (name, current, reached, reason, "; ".join(notes)))
+        else:  # no cooldown: the next probe's decision tries again
+            log("scale %s stays at %d, not %d: %s; %s" % (name, current, to, reason, "; ".join(notes)))
+        scaled.stay = None
+        if done:
+            scaled.current, scaled.changed_at = reached, now
+            scaled.last_decision = {"at": utc_iso(now), "from": current, "to": reached, "reason": reason}
+            self.metrics.decision(spec["app"], name, "up" if to > current else "down")
+            self._save_scaling()
+            self.state.write(now)  # a change is what a diagnosis looks for: not a minute later
+
+    def _move_spares(self, rpc, scaled, spares, change, now):
+        """Starts the lowest-numbered stopped spares (change > 0) or stops the highest-numbered running ones,
+        never waiting for them; (the processes done, notes for the log)."""
+        notes, chosen = [], []
+        if change > 0:
+            for info in spares:
+                if len(chosen) == change or info.get("statename") not in DOWN_STATES:
+                    continue
+                process = "%s:%s" % (scaled.spec["spare"], info.get("name", ""))
+                failed_ago = self._fatal_age(scaled, process, info, now)
+                if failed_ago is not None and failed_ago < scaled.spec["cooldown"]:
+                    notes.append("skipped %s (FATAL %d s ago)" % (process, failed_ago))
+                    continue
+                chosen.append(process)
+            method, verb, benign = rpc.startProcess, ("start", "started"), ALREADY_STARTED
+        else:
+            running = [i for i in spares if i.get("statename") in UP_STATES]
+            chosen = ["%s:%s" % (scaled.spec["spare"], i.get("name", "")) for i in reversed(running)][:-change]
+            method, verb, benign = rpc.stopProcess, ("stop", "stopped"), NOT_RUNNING
+        done = []
+        for process in chosen:
+            try:
+                method(process, False)  # a stop lets the job finish (stopwaitsecs): never waited for here
+                done.append(process)
+                notes.append("%s %s" % (verb[1], process))
+            except xmlrpc.client.Fault as exc:
+                if exc.faultCode == benign:  # someone else did it meanwhile: as good
+                    done.append(process)
+                notes.append("could not %s %s: %s" % (verb[0], process, exc.faultString))
+            except Exception as exc:
+                notes.append("could not %s %s: %s" % (verb[0], process, exc))
+        if not chosen:
+            notes.append("no spare of %s to %s" % (scaled.spec["spare"], verb[0]))
+        return done, notes
+
+    def _fatal_age(self, scaled, process, info, now):
+        """Seconds since the spare went FATAL (seen by the listener, else supervisord's own times), None when
+        it is not FATAL or the time is not known."""
+        if info.get("statename") != "FATAL":
+            return None
+        if process in scaled.fatal_at:
+            return now - scaled.fatal_at[process]
+        if info.get("stop") and info.get("now"):
+            return info["now"] - info["stop"]
+        return None
+
+    def _save_scaling(self):
+        self.state.update(scaling=dict((name, {
+            "min": s.spec["min"], "max": s.spec["max"], "current": s.current, "wanted": s.wanted,
+            "backlog": s.backlog(),
+            "avg_job_seconds": None if s.runtimes.average() is None else round(s.runtimes.average(), 3),
+            "jobs_measured": len(s.runtimes.runtimes), "last_decision": s.last_decision})
+            for name, s in self.scaled.items()))
 
     def _alert(self, proc, event, from_state, to_state, now, what, attempt=None):
         program = self.config["programs"].get(proc.group, {})
@@ -942,10 +1451,12 @@ def main(argv=None, stdin=None, stdout=None):
     sender = Sender(state, config["channels"], metrics=metrics).start()
     listener = Listener(config, send=sender.put, state=state, own_group=os.environ.get("SUPERVISOR_GROUP_NAME"),
                         metrics=metrics)
-    log("started (pid %s): watching %s; channels: %s; metrics: %s" % (
+    log("started (pid %s): watching %s; channels: %s; metrics: %s; scaling: %s" % (
         os.getpid(), ", ".join(sorted(config["programs"])) or "nothing",
         ", ".join(name for name, send in CHANNELS if config["channels"][name]) or "none",
-        os.path.join(config["metrics_dir"], METRICS_FILE) if config["metrics_dir"] else "off"))
+        os.path.join(config["metrics_dir"], METRICS_FILE) if config["metrics_dir"] else "off",
+        ", ".join("%s %d-%d" % (name, spec["min"], spec["max"]) for name, spec in sorted(config["scaling"].items()))
+        or "off"))
     try:
         while True:
             stdout.write("READY\n")
