@@ -23,7 +23,9 @@ MARKER = "; Managed by Ansible (%s)."
 UP_STATES = frozenset(["RUNNING", "STARTING", "BACKOFF"])
 # States in which supervisor will not start it again by itself.
 DOWN_STATES = frozenset(["STOPPED", "EXITED", "FATAL", "UNKNOWN"])
-DESIRED_STATES = ("started", "stopped", "absent")
+# scaled: the program exists, and neither the converge nor the apply starts or stops its processes (a scaled
+# worker's spare processes, which the alert listener starts and stops with the backlog).
+DESIRED_STATES = ("started", "stopped", "absent", "scaled")
 
 _SECRET_RE = re.compile(r"^(environment\s*=).*$", re.MULTILINE)
 

@@ -173,12 +173,29 @@ def recycle_plan(apps, settings):
     return plan
 
 
+def scaled(apps, settings):
+    """The workers whose numprocs is a range with room above its minimum on this host, as the scaler (the alert
+    listener) takes them: [{"name", "spare", "app", "queues", "log", "min", "max", "clear_seconds", "step",
+    "cooldown"}]."""
+    found = []
+    for app in apps:
+        if not _present(app):
+            continue
+        merged = app_settings(app, settings)
+        for worker in workers.select(app.get("programs") or [], "present"):
+            scale = workers.scale_range(worker, merged)
+            if scale is not None and scale["max"] > scale["min"]:
+                found.append(dict(scale, name=worker["name"], app=app["name"], queues=workers.queue_list(worker),
+                                  log=workers.log_path(worker, merged)))
+    return found
+
+
 def plan(apps, settings, single=False, allow_root=False, retry_after=0, content=True):
     """Everything the role needs from its apps in one filter call: errors first; when there are none,
     desired() and recycle_plan() and each app's resolved settings (name, dir, user, php, state)."""
     problems = errors(apps, settings, single=single, allow_root=allow_root, retry_after=retry_after)
     result = {"errors": problems, "programs": [], "owners": [], "require": [], "directories": [], "recycle": [],
-              "recycle_programs": [], "apps": []}
+              "recycle_programs": [], "apps": [], "scaled": []}
     if problems:
         return result
     result.update(desired(apps, settings, content=content, single=single))
@@ -186,6 +203,7 @@ def plan(apps, settings, single=False, allow_root=False, retry_after=0, content=
     # What supervisor_apply takes as its programs when it recycles them.
     result["recycle_programs"] = [{"name": p["name"], "state": p["state"], "stopwaitsecs": p["stopwaitsecs"]}
                                   for p in result["programs"] if p["state"] == "started"]
+    result["scaled"] = scaled(apps, settings)
     for app in apps:
         merged = app_settings(app, settings)
         result["apps"].append({"name": app["name"], "state": app.get("state", "present"), "dir": merged["app_dir"],

@@ -51,7 +51,8 @@ def wants_sizes(v):
     for app in apps if isinstance(apps, list) else []:
         programs = app.get("programs") if isinstance(app, dict) else None
         for worker in programs if isinstance(programs, list) else []:
-            if isinstance(worker, dict) and worker.get("numprocs") == "auto":
+            count = worker.get("numprocs") if isinstance(worker, dict) else None
+            if count == "auto" or (isinstance(count, dict) and count.get("max") == "auto"):
                 return True
     return False
 
@@ -88,7 +89,7 @@ def alerts(v, host):
         "backoff_after": v.get("queue_workers_alert_backoff_after"),
         "log_lines": v.get("queue_workers_alert_log_lines"), "backlog": v.get("queue_workers_backlog_alert"),
         "backlog_interval": v.get("queue_workers_backlog_interval"), "python": v.get("queue_workers_alert_python"),
-        "metrics_dir": v.get("queue_workers_metrics_dir"),
+        "metrics_dir": v.get("queue_workers_metrics_dir"), "scale_interval": v.get("queue_workers_scale_interval"),
         "host": host, "supervisor_config": v.get("queue_workers_supervisor_config_file"),
     }
 
@@ -116,7 +117,7 @@ def build(v, host, playbook="site", sizes=None, alert_script=None, content=True)
         return found
     wanted = alerts(v, host)
     script = ""
-    if worker_alerts.enabled(wanted) and content:
+    if worker_alerts.enabled(wanted, found["apps"]) and content:
         script = alert_script() if callable(alert_script) else (alert_script or "")
     found["alerts"] = worker_alerts.plan(wanted, found["apps"], settings(v, sizes), script)
     batch = v.get("queue_workers_batch")

@@ -24,6 +24,14 @@ OWNED_PREFIX = program_state.marker(DEFAULT_OWNER)
 MANAGED_MARKER = OWNED_PREFIX + " Local changes are overwritten."
 # A worker's state: present is started (kept for existing inventories).
 WORKER_STATES = ("started", "present", "stopped", "absent")
+# numprocs as a range: the keys, and how to scale when they are not given. The minimum runs as the
+# worker's own program; the processes above it are a second program, SPARE_SUFFIX, that only the
+# alert listener (the scaler) starts and stops, from the backlog of the worker's queues.
+SCALE_KEYS = ("min", "max", "clear_seconds", "step", "cooldown")
+SCALE_DEFAULTS = {"clear_seconds": 300, "step": 1, "cooldown": 60}
+SPARE_SUFFIX = "-spare"
+# A spare program's desired state: it exists, and the converge neither starts nor stops its processes.
+SCALED = "scaled"
 
 # Worker keys: those of its kind (daemon_kinds: queue:work options, command, ...), then supervisor-side settings.
 ARTISAN_OPTIONS = daemon_kinds.QUEUE_OPTIONS
@@ -83,11 +91,34 @@ def auto_numprocs(weight, cpus, memory_mb):
 
 
 def numprocs(worker, settings):
-    """The worker's process count, 'auto' resolved for this host."""
+    """The worker's own program's process count: 'auto' resolved for this host; a range's minimum."""
     value = worker.get("numprocs", 1)
+    if isinstance(value, dict):
+        return value["min"]
     if value == "auto":
         return auto_numprocs(worker.get("weight", "light"), settings.get("cpus"), settings.get("memory_mb"))
     return value
+
+
+def scale_range(worker, settings):
+    """How a worker with numprocs: {min, max, ...} scales on this host, or None for a fixed count.
+
+    max: auto is the numprocs: auto size of the worker's weight on this host, and never below min: a heavy
+    worker is never scaled past what the host holds. Returns min, max and how to scale (SCALE_KEYS), and
+    its spare program's name."""
+    value = worker.get("numprocs", 1)
+    if not isinstance(value, dict):
+        return None
+    found = dict(SCALE_DEFAULTS, **value)
+    if found["max"] == "auto":
+        found["max"] = max(found["min"], auto_numprocs(worker.get("weight", "light"), settings.get("cpus"),
+                                                       settings.get("memory_mb")))
+    found["spare"] = spare_name(worker["name"])
+    return dict((key, found[key]) for key in SCALE_KEYS + ("spare",))
+
+
+def spare_name(name):
+    return name + SPARE_SUFFIX
 
 
 def desired_state(worker):
@@ -259,6 +290,22 @@ def program_options(worker, settings):
     return [[key, _bool(value) if isinstance(value, bool) else value] for key, value in options]
 
 
+def spare_options(worker, settings):
+    """The spare program of a scaled worker: the same worker, numbered on from its minimum (its processes are
+    NAME_01, ... beside NAME_00), never started by supervisord itself: the scaler starts and stops them."""
+    scale = scale_range(worker, settings)
+    options = dict(program_options(worker, settings))
+    options.update(process_name=worker["name"] + "_%(process_num)02d", numprocs=scale["max"] - scale["min"],
+                   numprocs_start=scale["min"], autostart="false")
+    return [[key, value] for key, value in options.items()]
+
+
+def render_spare(worker, settings):
+    lines = [managed_marker(settings), "[program:%s]" % spare_name(worker["name"])]
+    lines += ["%s=%s" % (key, value) for key, value in spare_options(worker, settings)]
+    return "\n".join(lines) + "\n"
+
+
 def managed_marker(settings):
     return program_state.marker(settings.get("owner") or DEFAULT_OWNER) + " Local changes are overwritten."
 
@@ -314,6 +361,39 @@ def settings_errors(settings, workers=None, names=None):
     if not _is_int(margin) or margin < 0:
         errors.append("queue_workers_stopwait_margin = %r must be a whole number >= 0: a negative margin gives a "
                       "stopwaitsecs below the job's time, and supervisor would SIGKILL jobs on every deploy" % (margin,))
+    return errors
+
+
+def range_errors(worker, where, is_queue=True):
+    """Problems in numprocs: {min, max, clear_seconds, step, cooldown}, each naming the key and the fix."""
+    value = worker["numprocs"]
+    where = "%s.numprocs" % where
+    if not is_queue:
+        if daemon_kinds.KINDS.get(daemon_kinds.kind_of(worker), {}).get("single"):
+            return []  # its kind runs one process, which kind_errors says
+        return ["%s is a range, but only queue workers scale with their backlog (kind %s): give a whole number"
+                % (where, daemon_kinds.kind_of(worker))]
+    errors = []
+    unknown = sorted(set(value) - set(SCALE_KEYS))
+    if unknown:
+        errors.append("%s has unknown keys %s; a range takes %s" % (where, ", ".join(map(str, unknown)), ", ".join(SCALE_KEYS)))
+    low, high = value.get("min"), value.get("max")
+    if not _is_int(low) or not 1 <= low <= 64:
+        errors.append("%s.min = %r must be a whole number from 1 to 64: the processes that always run" % (where, low))
+    if high != "auto" and (not _is_int(high) or not 1 <= high <= 64):
+        errors.append("%s.max = %r must be a whole number from 1 to 64, or auto (the host's numprocs: auto size)"
+                      % (where, high))
+    elif _is_int(low) and _is_int(high) and high <= low:
+        errors.append("%s: max (%d) must be above min (%d); for a fixed count set numprocs: %d" % (where, high, low, low))
+    for key, least, what in (("clear_seconds", 1, "the time to clear the backlog in"),
+                             ("step", 1, "the processes started or stopped at a time"),
+                             ("cooldown", 0, "the seconds between two scaling steps")):
+        if key in value and (not _is_int(value[key]) or value[key] < least):
+            errors.append("%s.%s = %r must be a whole number >= %d (%s)" % (where, key, value[key], least, what))
+    name = worker.get("name")
+    if isinstance(name, str) and len(spare_name(name)) > 64:
+        errors.append("%s: the name of a scaled worker is at most %d characters (its spare program is %s)"
+                      % (where, 64 - len(SPARE_SUFFIX), spare_name(name)))
     return errors
 
 
@@ -375,9 +455,11 @@ def worker_errors(workers, margin=30, allow_root=False, default_user=None, retry
         if level is not None and (not _is_int(level) or not 0 <= level <= 7):
             errors.append("%s.ionice_level = %r must be a whole number from 0 to 7" % (where, level))
         count = worker.get("numprocs", 1)
-        if count != "auto" and (not _is_int(count) or not 1 <= count <= 64):
-            errors.append("%s.numprocs = %r must be a whole number from 1 to 64, or auto (sized from the host's CPUs "
-                          "and memory)" % (where, count))
+        if isinstance(count, dict):
+            errors.extend(range_errors(worker, where, is_queue))
+        elif count != "auto" and (not _is_int(count) or not 1 <= count <= 64):
+            errors.append("%s.numprocs = %r must be a whole number from 1 to 64, auto (sized from the host's CPUs "
+                          "and memory), or a range {min: 1, max: 4} (scaled with the backlog)" % (where, count))
         if worker.get("weight", "light") not in ("light", "heavy"):
             errors.append("%s.weight = %r must be light or heavy (how numprocs: auto sizes it)" % (where, worker.get("weight")))
         wait = worker.get("stopwaitsecs")
@@ -437,6 +519,11 @@ def worker_errors(workers, margin=30, allow_root=False, default_user=None, retry
                 errors.append("%s.supervisor_options.%s is not a supervisor [program:x] option" % (where, key))
             else:
                 _check_text(errors, "%s.supervisor_options.%s" % (where, key), value)
+    for index, worker in enumerate(workers):
+        if isinstance(worker, dict) and isinstance(worker.get("numprocs"), dict) and isinstance(worker.get("name"), str) \
+                and spare_name(worker["name"]) in seen:
+            errors.append("%s[%d] (%s): its numprocs is a range, so its spare processes run as program %s, which is "
+                          "also a worker's name: rename that worker" % (var, index, worker["name"], spare_name(worker["name"])))
     return errors
 
 
@@ -493,11 +580,22 @@ def desired_programs(workers, settings, content=True):
         wanted = desired_state(worker)
         if wanted == "absent":
             found.append({"name": worker["name"], "state": "absent"})
+            if isinstance(worker.get("numprocs"), dict):
+                found.append({"name": spare_name(worker["name"]), "state": "absent"})
             continue
-        found.append({"name": worker["name"], "state": wanted,
-                      "stopwaitsecs": stopwaitsecs(worker, settings.get("stopwait_margin", 30))})
+        wait = stopwaitsecs(worker, settings.get("stopwait_margin", 30))
+        found.append({"name": worker["name"], "state": wanted, "stopwaitsecs": wait})
         if content:
             found[-1]["content"] = render_program(worker, settings)
+        scale = scale_range(worker, settings)
+        if scale is not None:
+            # Without room above the minimum on this host (max: auto), there is nothing to scale: no spare program,
+            # and a spare program of an earlier run is removed as no longer listed.
+            if scale["max"] > scale["min"]:
+                found.append({"name": scale["spare"], "state": SCALED if wanted == "started" else wanted,
+                              "stopwaitsecs": wait})
+                if content:
+                    found[-1]["content"] = render_spare(worker, settings)
     return found
 
 

@@ -51,9 +51,11 @@ options:
         type: str
         required: true
       state:
-        description: Desired state.
+        description:
+          - Desired state. C(scaled) is a program whose processes neither this module nor the converge
+            starts or stops (a scaled worker's spare processes, which the alert listener runs).
         type: str
-        choices: [started, stopped, absent]
+        choices: [started, stopped, absent, scaled]
         default: started
       stopwaitsecs:
         description: Longest time an orphan of this program may take to stop after SIGTERM.

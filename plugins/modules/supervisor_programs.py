@@ -84,8 +84,10 @@ options:
         description:
           - C(started) runs the program, C(stopped) keeps its file but its processes stopped, C(absent)
             removes the file and stops the program.
+          - C(scaled) keeps the file and leaves its processes as they are (neither started nor stopped) - a
+            scaled worker's spare processes, which the alert listener starts and stops with the backlog.
         type: str
-        choices: [started, stopped, absent]
+        choices: [started, stopped, absent, scaled]
         default: started
       mode:
         description: The file's mode.
@@ -527,7 +529,8 @@ def main():
                 state=dict(type="str", default="started", choices=list(state.DESIRED_STATES)),
                 mode=dict(type="str", default="0644"),
                 stopwaitsecs=dict(type="int", default=10),
-            ), required_if=[("state", "started", ("content",)), ("state", "stopped", ("content",))]),
+            ), required_if=[("state", "started", ("content",)), ("state", "stopped", ("content",)),
+                         ("state", "scaled", ("content",))]),
             owners=dict(type="list", elements="str", default=[]),
             extra_files=dict(type="list", elements="dict", default=[], options=dict(
                 path=dict(type="path", required=True),

@@ -236,7 +236,7 @@ BAD_WORKERS = [
     pytest.param([{"name": "x", "queue": []}], "must be a queue name", id="empty-queue-list"),
     pytest.param([{"name": "x", "queue": "q", "numprocs": 0}], "numprocs = 0 must be a whole number from 1 to 64", id="numprocs-zero"),
     pytest.param([{"name": "x", "queue": "q", "numprocs": 65}], "from 1 to 64", id="numprocs-too-many"),
-    pytest.param([{"name": "x", "queue": "q", "numprocs": "many"}], "or auto", id="numprocs-word"),
+    pytest.param([{"name": "x", "queue": "q", "numprocs": "many"}], "or a range", id="numprocs-word"),
     pytest.param([{"name": "x", "queue": "q", "numprocs": "auto", "weight": "huge"}], "light or heavy", id="bad-weight"),
     pytest.param([{"name": "x", "queue": "q", "numprocs": "2"}], "numprocs = '2'", id="numprocs-string"),
     pytest.param([{"name": "x", "queue": "q", "sleep": -1}], "sleep = -1", id="negative-sleep"),
