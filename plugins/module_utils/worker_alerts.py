@@ -50,10 +50,18 @@ def owner(settings):
     return "%s/alerts" % (settings.get("owner") or workers.DEFAULT_OWNER)
 
 
-def enabled(alerts):
-    """Whether the listener runs: any alert channel, or metrics."""
+def enabled(alerts, apps_plan=None):
+    """Whether the listener runs: any alert channel, metrics, or a scaled worker (the listener is its scaler)."""
     return bool(alerts.get("webhook") or _switch(alerts.get("syslog")) or alerts.get("mail_to")
-                or alerts.get("metrics_dir"))
+                or alerts.get("metrics_dir") or (apps_plan or {}).get("scaled"))
+
+
+def probe_interval(alerts, apps_plan):
+    """Seconds between two backlog probes: the backlog interval, or the scale interval when it is shorter and a
+    worker scales (its reaction time)."""
+    if (apps_plan or {}).get("scaled"):
+        return min(alerts["backlog_interval"], alerts["scale_interval"])
+    return alerts["backlog_interval"]
 
 
 def _int(value, low):
@@ -104,16 +112,20 @@ def errors(alerts, apps_plan):
         elif queue not in queues:
             found.append("queue_workers_backlog_alert.%s: no queue worker of the deploy's apps works on queue %s "
                          "(queues: %s)" % (queue, queue, ", ".join(sorted(queues)) or "none"))
-    if (backlog or alerts.get("metrics_dir")) and not _int(alerts.get("backlog_interval"), 30):
+    if (backlog or alerts.get("metrics_dir") or (apps_plan or {}).get("scaled")) and \
+            not _int(alerts.get("backlog_interval"), 30):
         found.append("queue_workers_backlog_interval = %r must be a whole number of seconds >= 30"
                      % (alerts.get("backlog_interval"),))
+    if (apps_plan or {}).get("scaled") and not _int(alerts.get("scale_interval"), 5):
+        found.append("queue_workers_scale_interval = %r must be a whole number of seconds >= 5 (how often a scaled "
+                     "worker's queues are measured)" % (alerts.get("scale_interval"),))
     metrics_dir = alerts.get("metrics_dir") or ""
     if not isinstance(metrics_dir, str) or (metrics_dir and (
             not metrics_dir.startswith("/") or metrics_dir.rstrip("/") == "" or re.search(r"[\s\x00]", metrics_dir))):
         found.append("queue_workers_metrics_dir = %r must be an absolute directory without spaces, e.g. "
                      "/var/lib/prometheus/node-exporter (node_exporter's --collector.textfile.directory), or empty for "
                      "no metrics" % (metrics_dir,))
-    if enabled(alerts) and not str(alerts.get("python") or "").startswith("/"):
+    if enabled(alerts, apps_plan) and not str(alerts.get("python") or "").startswith("/"):
         found.append("queue_workers_alert_python = %r must be the absolute path of a python3 on the hosts"
                      % (alerts.get("python"),))
     return found
@@ -121,8 +133,9 @@ def errors(alerts, apps_plan):
 
 def listener_config(alerts, apps_plan, settings):
     """The listener's JSON config: what it watches and where it sends (holds the webhook URL)."""
-    programs, backlog_apps = {}, {}
+    programs, backlog_apps, scaling = {}, {}, {}
     backlog = alerts.get("backlog") or {}
+    scaled = dict((s["name"], s) for s in apps_plan.get("scaled") or [])
     for app in apps_plan.get("apps") or []:
         if app.get("state") != "present":
             continue
@@ -133,10 +146,18 @@ def listener_config(alerts, apps_plan, settings):
             programs[worker["name"]] = {"app": app["name"], "log": workers.log_path(worker, app_settings)}
             if daemon_kinds.kind_of(worker) == "queue":
                 served.extend(q for q in workers.queue_list(worker) if q not in served)
+            scale = scaled.get(worker["name"])
+            if scale is not None and scale["app"] == app["name"]:
+                programs[scale["spare"]] = dict(programs[worker["name"]])
+                scaling[worker["name"]] = dict((key, scale[key]) for key in (
+                    "app", "spare", "min", "max", "queues", "clear_seconds", "step", "cooldown", "log"))
         queues = dict((q, t) for q, t in backlog.items() if q in served)
-        if alerts.get("metrics_dir"):
-            # With metrics, every queue the app's workers serve is probed; null: not alerted.
-            queues = dict((q, queues.get(q)) for q in served)
+        scaled_queues = [q for s in scaling.values() if s["app"] == app["name"] for q in s["queues"]]
+        if alerts.get("metrics_dir") or scaled_queues:
+            # With metrics every queue the app's workers serve is probed, and a scaled worker's queues always;
+            # null: not alerted.
+            queues = dict((q, queues.get(q)) for q in served if alerts.get("metrics_dir") or q in scaled_queues
+                          or q in queues)
         if queues:
             backlog_apps[app["name"]] = {"dir": app["dir"], "user": app["user"], "php": app["php"],
                                          "connection": app.get("connection") or "", "queues": queues}
@@ -158,7 +179,9 @@ def listener_config(alerts, apps_plan, settings):
     if alerts.get("host"):
         config["host"] = alerts["host"]
     if backlog_apps:
-        config["backlog"] = {"interval": alerts["backlog_interval"], "apps": backlog_apps}
+        config["backlog"] = {"interval": probe_interval(alerts, apps_plan), "apps": backlog_apps}
+    if scaling:
+        config["scaling"] = scaling
     if alerts.get("metrics_dir"):
         config["metrics_dir"] = alerts["metrics_dir"].rstrip("/")
     if alerts.get("supervisor_config"):
@@ -207,7 +230,7 @@ def plan(alerts, apps_plan, settings, script_text):
               "require": []}
     if problems:
         return result
-    if not enabled(alerts):
+    if not enabled(alerts, apps_plan):
         result["extra_files"] = [{"path": SCRIPT, "state": "absent"}, {"path": CONFIG, "state": "absent"}]
         return result
     config_text = listener_config(alerts, apps_plan, settings)
