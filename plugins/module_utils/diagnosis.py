@@ -363,6 +363,14 @@ def _running(prog, procs, lines, ctl_cmd):
                 len(stuck), len(procs), "; ".join(_describe(p) for p in stuck), recent), fix)]
         return [_finding("running %s" % name, OK, "%d process(es), kept stopped (started by hand): %s" % (
             len(procs), ", ".join(sorted(set(p.get("statename") for p in procs)))))]
+    if prog.get("state") == "scaled":
+        stuck = [p for p in procs if p.get("statename") in CANNOT_START]
+        if stuck:
+            return [_finding("running %s" % name, FAIL, "%d of %d spare process(es) cannot start: %s%s" % (
+                len(stuck), len(procs), "; ".join(_describe(p) for p in stuck), recent), fix)]
+        up = [p for p in procs if p.get("statename") == "RUNNING"]
+        return [_finding("running %s" % name, OK, "%d of %d spare process(es) RUNNING (the scaler starts and stops "
+                                                  "them)" % (len(up), len(procs)))]
     bad = [p for p in procs if p.get("statename") != "RUNNING"]
     if bad:
         return [_finding("running %s" % name, FAIL, "%d of %d process(es) not RUNNING: %s%s" % (
@@ -557,10 +565,39 @@ def _alerts(obs):
                      "check the webhook URL, syslog or mail setup (the listener's log: %s)" % alerts.get("log"))]
 
 
+def _scaling(obs):
+    """Each scaled worker as the listener last saw it: its processes, its range, the backlog and the last decision."""
+    alerts = obs.get("alerts") or {}
+    scaling = (alerts.get("state") or {}).get("scaling") or {}
+    found = []
+    for name, scaled in sorted(scaling.items()):
+        if not isinstance(scaled, dict):
+            continue
+        text = "%s: %s process(es) up, range %s-%s, backlog %s" % (
+            name, _or_unknown(scaled.get("current")), scaled.get("min"), scaled.get("max"),
+            _or_unknown(scaled.get("backlog")))
+        if scaled.get("avg_job_seconds") is not None:
+            text += ", average job %s s over %s" % (scaled["avg_job_seconds"], scaled.get("jobs_measured"))
+        last = scaled.get("last_decision") or {}
+        if last:
+            text += "; last decision at %s: %s -> %s, %s" % (last.get("at"), last.get("from"), last.get("to"),
+                                                             last.get("reason"))
+        else:
+            text += "; no decision yet"
+        status = OK if alerts.get("states") in (None, ["RUNNING"]) else WARN
+        found.append(_finding("scaling", status, text, "the listener scales the spares; see its log %s"
+                              % alerts.get("log")))
+    return found
+
+
+def _or_unknown(value):
+    return "unknown" if value is None else value
+
+
 def evaluate(obs):
     """Every finding, in the order of the guide's checklist."""
     return (_supervisord(obs) + _program_files(obs) + _processes(obs) + _isolation(obs) + _orphans(obs) + _app(obs)
-            + _queue(obs) + _ffmpeg(obs) + _alerts(obs))
+            + _queue(obs) + _ffmpeg(obs) + _alerts(obs) + _scaling(obs))
 
 
 def summary(findings):

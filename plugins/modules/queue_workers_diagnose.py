@@ -313,10 +313,17 @@ def collect(module):
     logs = []
     # command= may name %(ENV_X)s of supervisord's own environment.
     sup_env = orphan_procs.read_environ(sup["pid"]) if sup.get("running") and sup.get("pid") else None
+    entries = []
     for worker in present:
-        name = worker["name"]
+        entries.append((worker["name"], worker, workers.desired_state(worker)))
+        if isinstance(worker.get("numprocs"), dict):
+            # A scaled worker's spare program, when this host has one (max: auto may leave no room for it).
+            entries.append((workers.spare_name(worker["name"]), worker, workers.SCALED))
+    for name, worker, wanted in entries:
         path = "%s/%s%s" % (sup.get("include_dir") or "?", name, sup.get("include_extension") or "")
         text = texts.get(path) if path in texts else read_text(path)
+        if wanted == workers.SCALED and text is None:
+            continue
         defined_in = [p for p, t in texts.items() if name in diagnosis.program_sections(t)]
         source_path = path if text is not None else (defined_in[0] if defined_in else None)
         source = text if text is not None else (texts.get(source_path) if source_path else None)
@@ -326,16 +333,17 @@ def collect(module):
             "name": name, "file": path, "file_exists": text is not None,
             "file_owned": owned(text, params["owner"]),
             "defined_in": [p for p in defined_in if p != path],
-            "state": workers.desired_state(worker), "commands": commands,
+            "state": wanted, "commands": commands,
             "nice": worker.get("nice"), "ionice_class": worker.get("ionice_class"),
             "ionice_level": worker.get("ionice_level"),
         })
         log = section_option(source, "program:%s" % name, "stdout_logfile")
         if not log or "%(" in log or log.upper() in ("AUTO", "NONE"):
             log = workers.log_path(worker, settings)
-        logs.append({"what": "worker %s" % name, "path": log, "tail": tail(log, lines)})
+        if all(entry["path"] != log for entry in logs):  # a spare program writes its worker's log
+            logs.append({"what": "worker %s" % name, "path": log, "tail": tail(log, lines)})
 
-    names = set(w["name"] for w in present)
+    names = set(p["name"] for p in obs["programs"])
     if sup.get("running") and sup.get("config_file"):
         obs["rpc"] = ask_supervisord(sup["config_file"])
         obs["cmdlines"] = {}

@@ -344,3 +344,38 @@ def test_workers_without_isolation_are_not_judged():
     obs = {"programs": [{"name": "d"}], "priorities": {1: {"nice": 0, "io": "none: prio 4"}},
            "rpc": {"processes": [{"group": "d", "name": "d_00", "pid": 1, "statename": "RUNNING"}]}}
     assert dg._isolation(obs) == []
+
+
+def scaled_host(spare_states, scaling=None):
+    """HEALTHY with the video worker scaled: its spare program holds two processes in spare_states."""
+    obs = copy.deepcopy(HEALTHY)
+    obs["programs"].append({"name": "elms-video-worker-spare", "file": "/etc/supervisor/conf.d/elms-video-worker-spare.conf",
+                            "file_exists": True, "file_owned": True, "defined_in": [], "state": "scaled",
+                            "commands": [VIDEO_FILE_ARGV]})
+    for number, state in enumerate(spare_states, 1):
+        pid = 20 + number if state == "RUNNING" else 0
+        obs["rpc"]["processes"].append(proc("elms-video-worker-spare", "elms-video-worker_%02d" % number, pid, state,
+                                            description="" if pid == 0 else None))
+        if pid:
+            obs["cmdlines"][pid] = VIDEO_ARGV
+    obs["alerts"] = {"installed": True, "program": "queue-workers-alerts", "states": ["RUNNING"],
+                     "log": "/var/log/elms-queue-workers/alerts.log", "state": {"scaling": scaling or {}}}
+    return obs
+
+
+def test_stopped_spares_are_not_a_fault_and_the_last_decision_is_shown():
+    decision = {"at": "2026-03-01T12:00:00Z", "from": 2, "to": 1, "reason": "backlog 0 (video-encoding 0)"}
+    obs = scaled_host(["RUNNING", "STOPPED"], {"elms-video-worker": {
+        "min": 1, "max": 3, "current": 2, "wanted": 1, "backlog": 0, "avg_job_seconds": 41.5, "jobs_measured": 6,
+        "last_decision": decision}})
+    assert failing(obs) == []
+    found = dict((f["check"], f["summary"]) for f in dg.evaluate(obs))
+    assert found["running elms-video-worker-spare"].startswith("1 of 2 spare process(es) RUNNING")
+    assert found["scaling"] == ("elms-video-worker: 2 process(es) up, range 1-3, backlog 0, average job 41.5 s over 6; "
+                                "last decision at 2026-03-01T12:00:00Z: 2 -> 1, backlog 0 (video-encoding 0)")
+
+
+def test_a_spare_that_cannot_start_is_a_fault():
+    obs = scaled_host(["FATAL", "STOPPED"])
+    assert [f["check"] for f in failing(obs)] == ["running elms-video-worker-spare"]
+    assert "1 of 2 spare process(es) cannot start" in failing(obs)[0]["summary"]
