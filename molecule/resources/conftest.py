@@ -62,6 +62,30 @@ def wait_until(check, seconds):
     return check()
 
 
+# node_exporter as the alerts scenario runs it (prepare.yml): its textfile collector reads the listener's metrics.
+METRICS = "http://127.0.0.1:9911/metrics"
+
+
+def scrape(host):
+    """{(name, frozenset(labels)): value} of the elms_ samples node_exporter serves (its HTTP endpoint, not the file)."""
+    out = host.run("python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], "
+                   "timeout=10).read().decode())' %s" % METRICS)
+    assert out.rc == 0, out.stderr
+    found = {}
+    for line in out.stdout.splitlines():
+        if line.startswith("elms_") or line.startswith("node_textfile_scrape_error"):
+            name, _sep, rest = line.partition("{")
+            labels, value = (rest.rsplit("} ", 1) if rest else ("", line.split()[1]))
+            name = name.split()[0]
+            pairs = frozenset(tuple(p.split("=", 1)) for p in labels.replace('"', "").split(",") if p)
+            found[(name, pairs)] = float(value)
+    return found
+
+
+def metric(found, name, **labels):
+    return found.get((name, frozenset(labels.items())))
+
+
 _HOST_VARS = {}
 
 

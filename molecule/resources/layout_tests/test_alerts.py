@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import APP, EXPECT, playbook, wait_until
+from conftest import APP, EXPECT, metric, playbook, scrape, wait_until
 
 SECRET = "T0KEN-alpha-7c1d9e"
 OTHER_SECRET = "T0KEN-bravo-52aa0f"
@@ -28,6 +28,7 @@ CONFIG = "/etc/elms-queue-workers/alerts.json"
 SCRIPT = "/usr/local/lib/elms-queue-workers/alert_listener.py"
 STATE = "/var/lib/elms-queue-workers/alerts/state.json"
 RATE_LIMIT = 5
+PROM = "/var/lib/elms-queue-workers/metrics/elms_queue_workers.prom"
 
 
 def alerts(host, since=0.0):
@@ -172,30 +173,6 @@ def test_a_crash_loop_gives_at_most_the_rate_limits_alerts(host):
     assert wait_until(lambda: state()["suppressed"] >= held_back, 75), state()
 
 
-METRICS = "http://127.0.0.1:9911/metrics"
-PROM = "/var/lib/elms-queue-workers/metrics/elms_queue_workers.prom"
-
-
-def scrape(host):
-    """{(name, frozenset(labels)): value} of the elms_ samples node_exporter serves (its HTTP endpoint, not the file)."""
-    out = host.run("python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], "
-                   "timeout=10).read().decode())' %s" % METRICS)
-    assert out.rc == 0, out.stderr
-    found = {}
-    for line in out.stdout.splitlines():
-        if line.startswith("elms_") or line.startswith("node_textfile_scrape_error"):
-            name, _sep, rest = line.partition("{")
-            labels, value = (rest.rsplit("} ", 1) if rest else ("", line.split()[1]))
-            name = name.split()[0]
-            pairs = frozenset(tuple(p.split("=", 1)) for p in labels.replace('"', "").split(",") if p)
-            found[(name, pairs)] = float(value)
-    return found
-
-
-def metric(found, name, **labels):
-    return found.get((name, frozenset(labels.items())))
-
-
 def test_node_exporter_serves_the_workers_states_restarts_fatals_and_alerts(host, supervisor_status):
     status = supervisor_status()
     found = scrape(host)
@@ -287,13 +264,3 @@ def test_the_diagnosis_says_alerting_runs_and_when_it_last_sent(host):
     assert "alerts" in out and "installed, last sent" in out, out[-3000:]
     assert SECRET not in out
 
-
-def test_no_channel_removes_the_listener_and_its_files(host, supervisor_status):
-    no_channel = {"queue_workers_alert_webhook": "", "queue_workers_alert_syslog": False,
-                  "queue_workers_alert_mail_to": [], "queue_workers_metrics_dir": ""}
-    rc, out = playbook("site.yml", None, "-e", json.dumps(no_channel))
-    assert rc == 0, out[-3000:]
-    assert LISTENER_PROCESS not in supervisor_status()
-    for path in (CONFIG, SCRIPT, "%s/%s%s" % (EXPECT["include_dir"], LISTENER, EXPECT["extension"])):
-        assert not host.file(path).exists, path
-    assert all(supervisor_status()[p][0] == "RUNNING" for p in DEFAULTS + [VIDEO])
