@@ -72,11 +72,11 @@ FLOOR_INSTALLS = [
 ]
 APT_ENV = ["env", "DEBIAN_FRONTEND=noninteractive", "DEBIAN_PRIORITY=critical"]
 
-SECTIONS = ["nochange", "fleet", "disruption", "responsiveness", "first-converge"]
+SECTIONS = ["nochange", "fleet", "disruption", "responsiveness", "first-converge", "burst"]
 # Sections that share one converged container, run first and in this order; then the
 # ones that need fresh containers (the shared one is removed by then, to leave the CPUs
 # to them).
-MAIN_SECTIONS = ["nochange", "disruption", "responsiveness"]
+MAIN_SECTIONS = ["nochange", "disruption", "responsiveness", "burst"]
 RUN_ORDER = MAIN_SECTIONS + ["first-converge", "fleet"]
 
 STARTED = time.monotonic()
@@ -1067,6 +1067,131 @@ def section_responsiveness(runner, inventory):
     return result
 
 
+# --- 6. a burst on a worker that follows its queue ------------------------------------------
+
+# The burst worker in each condition; the range reacts every 5 s (queue_workers_scale_interval).
+BURST_WORKER = "elms-burst-worker"
+BURST_CONDITIONS = ["range", "fixed1", "fixed4"]
+BURST_NUMPROCS = {"range": {"min": 1, "max": 4, "clear_seconds": 10, "step": 3, "cooldown": 10},
+                  "fixed1": 1, "fixed4": 4}
+BURST_TARGET = 1.25  # the range's time to clear at most this times fixed 4's
+# One exec dispatches the burst, 4 artisan calls at a time (the same in every condition).
+BURST_DISPATCH = r"""
+cd "$1" || exit 1
+seq -f "$3-%03g" 1 "$2" | xargs -P 4 -I M runuser -u www-data -- php artisan elms:dispatch-ping M \
+  --cpu-ms="$4" --queue=burst >/dev/null
+"""
+
+
+def burst_processes(runner):
+    pids, _ = worker_pids(runner, MAIN)
+    return sum(1 for p in pids if p.split(":", 1)[1].startswith(BURST_WORKER + "_"))
+
+
+def burst_round(runner, label, condition, jobs, cpu_ms):
+    """Dispatch a burst, wait until every job ran; the range's: then until it is back at 1 process."""
+    prefix = "bench-burst-%s-%d" % (label, int(time.time()))
+    processes_before = burst_processes(runner)
+    peak = processes_before
+    runner.sh(MAIN, BURST_DISPATCH, APP_DIR, str(jobs), prefix, str(cpu_ms))
+    deadline = time.monotonic() + max(120, jobs * cpu_ms / 1000.0 * 2)
+    while True:
+        markers = json.loads(runner.docker("exec", MAIN, "python3", "-c", MARKERS_READER,
+                                           "%s/storage/app/markers" % APP_DIR, prefix).stdout)
+        peak = max(peak, burst_processes(runner))
+        if len(markers) >= jobs:
+            break
+        if time.monotonic() > deadline:
+            raise BenchError("burst %s: only %d of %d jobs ran" % (label, len(markers), jobs))
+        time.sleep(0.5)
+    first = min(m["dispatched_at_unix"] for m in markers)
+    last = max(m["processed_at_unix"] for m in markers)
+    entry = {"clear_seconds": round(last - first, 1), "processes_before": processes_before, "peak": peak,
+             "pids": len({m["pid"] for m in markers}), "back_to_min_seconds": None}
+    if condition == "range":
+        drained = time.time()
+        deadline = time.monotonic() + 90
+        while burst_processes(runner) > 1 and time.monotonic() < deadline:
+            time.sleep(1)
+        entry["idle_processes"] = burst_processes(runner)
+        entry["back_to_min_seconds"] = round(time.time() - drained, 1)
+    return entry
+
+
+def section_burst(runner, inventory):
+    """6. A burst of jobs on a worker with numprocs 1-4 against fixed 1 and fixed 4, alternated over rounds."""
+    args = runner.args
+    files = dict((condition, runner.vars_file("burst-" + condition, {
+        "queue_workers_programs": runner.default_programs() + [
+            {"name": BURST_WORKER, "queue": "burst", "sleep": 1, "tries": 1, "numprocs": BURST_NUMPROCS[condition]}],
+        "queue_workers_scale_interval": 5})) for condition in BURST_CONDITIONS)
+    result = {"jobs": args.burst_jobs, "cpu_ms": args.burst_cpu_ms, "target_ratio": BURST_TARGET,
+              "range": BURST_NUMPROCS["range"], "rounds": []}
+    for i in range(args.rounds):
+        entry = {"round": i + 1, "order": rotated(BURST_CONDITIONS, i), "load_average": {}}
+        for condition in entry["order"]:
+            runner.site("burst-r%d-%s" % (i + 1, condition), inventory, files[condition])
+            wanted = 4 if condition == "fixed4" else 1
+            deadline = time.monotonic() + 60
+            while burst_processes(runner) != wanted:
+                if time.monotonic() > deadline:
+                    raise BenchError("burst: %s has %d processes, not %d, after its deploy"
+                                     % (condition, burst_processes(runner), wanted))
+                time.sleep(1)
+            if condition == "range":
+                time.sleep(6)  # the listener has measured the empty queue once: a burst, not a restart
+            log("burst: round %d of %d: %s, %d jobs of %d ms" % (i + 1, args.rounds, condition, args.burst_jobs,
+                                                                 args.burst_cpu_ms))
+            entry["load_average"][condition] = load_average()
+            entry[condition] = burst_round(runner, "r%d-%s" % (i + 1, condition), condition, args.burst_jobs,
+                                           args.burst_cpu_ms)
+        entry["ratio_fixed4"] = ratio(entry["range"]["clear_seconds"], entry["fixed4"]["clear_seconds"])
+        entry["ratio_fixed1"] = ratio(entry["range"]["clear_seconds"], entry["fixed1"]["clear_seconds"])
+        entry["met"] = (entry["ratio_fixed4"] is not None and entry["ratio_fixed4"] <= BURST_TARGET
+                        and entry["range"]["idle_processes"] == 1)
+        log("burst: round %d: range/fixed4 %s, range/fixed1 %s" % (i + 1, fmt(entry["ratio_fixed4"], "x"),
+                                                                   fmt(entry["ratio_fixed1"], "x")))
+        result["rounds"].append(entry)
+    # Put the shared host back as the other sections left it.
+    runner.site("burst-back", inventory)
+    rounds = result["rounds"]
+    result["ratio_fixed4"] = spread([r["ratio_fixed4"] for r in rounds])
+    result["ratio_fixed1"] = spread([r["ratio_fixed1"] for r in rounds])
+    for condition in BURST_CONDITIONS:
+        result["clear_" + condition] = spread([r[condition]["clear_seconds"] for r in rounds])
+    result["rounds_met"] = sum(1 for r in rounds if r["met"])
+    result["met"] = bool(rounds) and result["rounds_met"] == len(rounds)
+    return result
+
+
+def render_burst(r, summary, details):
+    summary.append("| 6 | burst of %d jobs of %d ms: time to clear, numprocs 1-4 vs fixed 4 | %s s | %s s | %s | "
+                   "≤ %g× every round, 1 process when idle | %s (%d of %d rounds) |" % (
+                       r["jobs"], r["cpu_ms"], fmt(r["clear_range"]["median"], digits=1),
+                       fmt(r["clear_fixed4"]["median"], digits=1), fmt_spread(r["ratio_fixed4"]), r["target_ratio"],
+                       met(r["met"]), r["rounds_met"], len(r["rounds"])))
+    summary.append("| 6 | the same burst, numprocs 1-4 vs fixed 1 | %s s | %s s | %s | | |" % (
+        fmt(r["clear_range"]["median"], digits=1), fmt(r["clear_fixed1"]["median"], digits=1),
+        fmt_spread(r["ratio_fixed1"])))
+    details += ["## 6. A burst on a worker that follows its queue", "",
+                "On the shared host, a worker `%s` on queue `burst` deployed in three conditions in rotating order "
+                "(a site run between them): numprocs `%s` (the listener measures the queue every 5 s), fixed 1 and "
+                "fixed 4. Each round dispatches %d `elms:dispatch-ping --cpu-ms=%d` jobs at once (4 artisan calls "
+                "at a time); the time to clear is from the first job's dispatch to the last job's end (their markers). "
+                "The job works for a wall-clock time, so 4 processes clear it about 4× faster than 1 whatever the "
+                "host's cores; what is measured is how fast the range reaches its processes and lets them go."
+                % (BURST_WORKER, json.dumps(r["range"]), r["jobs"], r["cpu_ms"]), "",
+                "| round | order | range s | fixed 1 s | fixed 4 s | range ÷ fixed 4 | range peak processes | "
+                "back at 1 process after s | load |", "|---|---|---|---|---|---|---|---|---|"]
+    for entry in r["rounds"]:
+        details.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            entry["round"], ", ".join(entry["order"]), entry["range"]["clear_seconds"],
+            entry["fixed1"]["clear_seconds"], entry["fixed4"]["clear_seconds"], fmt(entry["ratio_fixed4"], "×"),
+            entry["range"]["peak"], entry["range"]["back_to_min_seconds"],
+            ", ".join("%s %s" % item for item in entry["load_average"].items())))
+    details.append("")
+
+
 def fresh_hosts(runner, size, image=IMAGE_PHP):
     """Start `size` fresh hosts (by default without supervisor or FFmpeg) and deploy the app
     fixture to all of them in one run (not timed; the site playbook checks the app's artisan)."""
@@ -1344,6 +1469,7 @@ SECTION_FUNCTIONS = {
     "disruption": section_disruption,
     "responsiveness": section_responsiveness,
     "first-converge": section_first_converge,
+    "burst": section_burst,
 }
 
 
@@ -1752,6 +1878,10 @@ def render(meta, results, errors):
     if r:
         render_first_converge(r, summary, details)
 
+    r = results.get("burst")
+    if r:
+        render_burst(r, summary, details)
+
     for section, message in errors.items():
         summary.append("| %s | could not be measured: %s | | | | | |"
                        % (section, message.splitlines()[0].replace("|", "\\|")))
@@ -1788,6 +1918,8 @@ def parse_args(argv):
                         help="CPU time of each job's fixed work, calibrated on the host (default 300)")
     parser.add_argument("--encode-duration", type=int, help="seconds of video per encode (default 30, quick 15)")
     parser.add_argument("--encode-size", default="1280x720", help="encode frame size (default 1280x720)")
+    parser.add_argument("--burst-jobs", type=int, help="jobs of each burst (default 40, quick 16)")
+    parser.add_argument("--burst-cpu-ms", type=int, default=2000, help="each burst job's work in ms (default 2000)")
     args = parser.parse_args(argv)
     quick = args.quick
     args.only = [s.strip() for s in args.only.split(",") if s.strip()] or list(SECTIONS)
@@ -1808,6 +1940,7 @@ def parse_args(argv):
     args.restart_repeat = args.restart_repeat or (1 if quick else 2)
     args.jobs = args.jobs or (8 if quick else 30)
     args.encode_duration = args.encode_duration or (15 if quick else 30)
+    args.burst_jobs = args.burst_jobs or (16 if quick else 40)
     return args
 
 
