@@ -1085,7 +1085,7 @@ seq -f "$3-%03g" 1 "$2" | xargs -P 4 -I M runuser -u www-data -- php artisan elm
 
 def burst_processes(runner):
     pids, _ = worker_pids(runner, MAIN)
-    return sum(1 for p in pids if p.split(":", 1)[1].startswith(BURST_WORKER + "_"))
+    return sum(1 for p in pids if p.split(":")[-1].startswith(BURST_WORKER + "_"))
 
 
 def burst_round(runner, label, condition, jobs, cpu_ms):

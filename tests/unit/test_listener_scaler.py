@@ -140,7 +140,7 @@ def tick(listener, clock, at):
 
 
 def probe_and_decide(listener, clock, at):
-    """A tick that starts the probe, the probe, and the tick that decides on its answer."""
+    """A tick that starts the probe, the probe (which decides on its answer), and a tick after it."""
     tick(listener, clock, at)
     listener.backlog_thread.join(10)
     tick(listener, clock, at)
@@ -429,6 +429,15 @@ def test_scales_up_to_max_then_down_to_min_touching_only_spares(tmp_path, capsys
     assert [line.split(":")[0] for line in lines] == ["scale video 4 -> 3", "scale video 3 -> 2", "scale video 2 -> 1",
                                                       "scale video stays at 1"]
     assert not [call for call in supervisor.calls if not call[1].startswith("video-spare:")]
+
+
+def test_the_decision_follows_the_probe_without_waiting_for_another_event(tmp_path):
+    # supervisor's next event may be a TICK_5 five seconds on: a burst is met as soon as it is measured.
+    listener, supervisor, backlog, clock = new_listener(tmp_path)
+    backlog.sizes["video"] = 10
+    tick(listener, clock, 1000)
+    listener.backlog_thread.join(10)
+    assert supervisor.calls == [("start", spare(1))]
 
 
 def test_the_runtimes_in_the_log_size_the_worker(tmp_path, capsys):

@@ -60,7 +60,7 @@ its spare program are in programs too, watched like any other.)
   "[time][id] Processed:" or "Failed:" (Laravel 6-8: paired by job id, the runtime the
   difference of the times) or "  time Class .... 2,873.47ms DONE" (or 3s, 1m 5s; FAIL;
   Laravel 9+: the runtime printed). Their average is the mean of the last RUNTIMES_KEPT.
-- After each probe of its app (at the next event), and never sooner than cooldown after
+- Right after each probe of its app (in the probe's thread), and never sooner than cooldown after
   its last change: wanted = ceil(backlog x average runtime / clear_seconds), 0 for no
   backlog, within [min, max]; a job counts clear_seconds while no runtime is known (so
   as many processes as jobs). The processes counted are those of both programs RUNNING,
@@ -1242,8 +1242,9 @@ class Listener:
                 self.metrics.backlog(name, sizes, ages)
                 with self.lock:
                     for scaled in self.scaled.values():
-                        if scaled.spec["app"] == name:  # decided on at the next tick
+                        if scaled.spec["app"] == name:  # decided on now, not at the next event (up to 5 s on)
                             scaled.sizes, scaled.fresh = dict(sizes), True
+                            self._scale(scaled, self.clock())
                 for queue_name, threshold in sorted(app["queues"].items()):
                     size = sizes.get(queue_name)
                     if isinstance(size, int) and threshold is not None and size > threshold:
