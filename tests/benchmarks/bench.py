@@ -1072,7 +1072,7 @@ def section_responsiveness(runner, inventory):
 # The burst worker in each condition; the range reacts every 5 s (queue_workers_scale_interval).
 BURST_WORKER = "elms-burst-worker"
 BURST_CONDITIONS = ["range", "fixed1", "fixed4"]
-BURST_NUMPROCS = {"range": {"min": 1, "max": 4, "clear_seconds": 10, "step": 3, "cooldown": 10},
+BURST_NUMPROCS = {"range": {"min": 1, "max": 4, "clear_seconds": 5, "step": 3, "cooldown": 10},
                   "fixed1": 1, "fixed4": 4}
 BURST_TARGET = 1.25  # the range's time to clear at most this times fixed 4's
 # One exec dispatches the burst, 4 artisan calls at a time (the same in every condition).

@@ -440,6 +440,17 @@ def test_the_decision_follows_the_probe_without_waiting_for_another_event(tmp_pa
     assert supervisor.calls == [("start", spare(1))]
 
 
+def test_a_tick_a_hair_early_still_probes(tmp_path):
+    # TICK_5 comes every 5 s: a probe due at 1030 must not wait for the tick after 1029.9 (5 s more).
+    listener, supervisor, backlog, clock = new_listener(tmp_path)
+    for at in (1000, 1029.9):
+        tick(listener, clock, at)
+        listener.backlog_thread.join(10)
+    assert backlog.asked == 2
+    tick(listener, clock, 1059)  # not due before 1059.4
+    assert backlog.asked == 2
+
+
 def test_the_runtimes_in_the_log_size_the_worker(tmp_path, capsys):
     log = tmp_path / "video.log"
     log.write_text(modern("900s") * 3)  # before the listener started: not counted

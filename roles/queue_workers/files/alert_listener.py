@@ -129,6 +129,9 @@ BACKLOG_MARK = "ELMS-BACKLOG "
 OLDEST_MARK = "ELMS-OLDEST "
 METRICS_FILE = "elms_queue_workers.prom"   # in the config's metrics.dir, for node_exporter's textfile collector
 METRICS_EVERY = 10                          # seconds between two writes of the metrics file
+# Things fall due on supervisor's events, TICK_5 at the least: one that arrives this much early still counts, or
+# a 5 s probe interval would wait for the tick after next (10 s) whenever a tick comes a hair early.
+TICK_SLACK = 0.5
 SUPERVISOR_STATES = ("STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED", "FATAL", "UNKNOWN")
 # Scaling: a process in one of UP_STATES counts (STOPPING ones are leaving); one in DOWN_STATES may be started.
 UP_STATES = ("RUNNING", "STARTING", "BACKOFF")
@@ -1128,7 +1131,7 @@ class Listener:
             for scaled in self.scaled.values():
                 self._scale(scaled, now)
             backlog = self.config["backlog"]
-            if backlog and backlog["apps"] and (self.backlog_at is None or now >= self.backlog_at) and \
+            if backlog and backlog["apps"] and (self.backlog_at is None or now >= self.backlog_at - TICK_SLACK) and \
                     not (self.backlog_thread and self.backlog_thread.is_alive()):
                 self.backlog_at = now + backlog["interval"]
                 self.backlog_thread = threading.Thread(target=self._check_backlog, args=(dict(backlog["apps"]),),
