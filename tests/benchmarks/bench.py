@@ -1918,8 +1918,8 @@ def parse_args(argv):
                         help="CPU time of each job's fixed work, calibrated on the host (default 300)")
     parser.add_argument("--encode-duration", type=int, help="seconds of video per encode (default 30, quick 15)")
     parser.add_argument("--encode-size", default="1280x720", help="encode frame size (default 1280x720)")
-    parser.add_argument("--burst-jobs", type=int, help="jobs of each burst (default 40, quick 16)")
-    parser.add_argument("--burst-cpu-ms", type=int, default=2000, help="each burst job's work in ms (default 2000)")
+    parser.add_argument("--burst-jobs", type=int, help="jobs of each burst (default 30, quick 12)")
+    parser.add_argument("--burst-cpu-ms", type=int, default=5000, help="each burst job's work in ms (default 5000)")
     args = parser.parse_args(argv)
     quick = args.quick
     args.only = [s.strip() for s in args.only.split(",") if s.strip()] or list(SECTIONS)
@@ -1940,7 +1940,7 @@ def parse_args(argv):
     args.restart_repeat = args.restart_repeat or (1 if quick else 2)
     args.jobs = args.jobs or (8 if quick else 30)
     args.encode_duration = args.encode_duration or (15 if quick else 30)
-    args.burst_jobs = args.burst_jobs or (16 if quick else 40)
+    args.burst_jobs = args.burst_jobs or (12 if quick else 30)
     return args
 
 
