@@ -116,8 +116,9 @@ def test_a_burst_scales_up_to_max_and_back_to_the_minimum_after_the_cooldown(hos
     print("burst of 12 jobs of 2.5 s: 3 processes %.1f s after the dispatch" % reaction)
 
 
-def test_a_job_in_a_process_chosen_for_stopping_finishes(host, supervisor_status):
-    """Spares busy with long jobs while the backlog (2 jobs of a queue whose jobs took ~2.5 s) wants 1."""
+def test_an_encode_and_a_job_in_processes_chosen_for_stopping_finish(host, supervisor_status):
+    """Spares busy with an HLS encode and a 25 s job while the backlog (2 jobs of a queue whose jobs took ~2.5 s)
+    wants 1 process: the scaler stops both spares in the middle of their work, which finishes."""
     failed_before = failed_jobs(host)
     supervisord_offset = size(host, SUPERVISORD_LOG)
     # While the worker's own program is stopped, the scaler leaves the spares alone: start them by hand.
@@ -126,26 +127,35 @@ def test_a_job_in_a_process_chosen_for_stopping_finishes(host, supervisor_status
     assert wait_until(lambda: [supervisor_status()[p][0] for p in SPARES] == ["RUNNING", "RUNNING"], 30)
     pids = set(supervisor_status()[p][1] for p in SPARES)
     offset = size(host, WORKER_LOG)
-    names = dispatch(host, "stop-%d" % time.time(), 2, 25000)
-    assert wait_until(lambda: since(host, WORKER_LOG, offset).count("Processing:") == 2, 20), \
-        since(host, WORKER_LOG, offset)
+    tag = "stop-%d" % time.time()
+    encode = "%s-encode" % tag
+    encoded = host.run("cd %s && runuser -u www-data -- php artisan elms:dispatch-encode %s --duration=90 "
+                       "--size=1280x720 --queue=burst" % (APP, encode))
+    assert encoded.rc == 0, encoded.stdout + encoded.stderr
+    names = dispatch(host, tag, 1, 25000)
+    out_dir = "%s/storage/app/hls/%s" % (APP, encode)
+    assert wait_until(lambda: since(host, WORKER_LOG, offset).count("Processing:") == 2
+                      and host.file(out_dir + "/started.json").exists, 30), since(host, WORKER_LOG, offset)
     log_offset = size(host, LISTENER_LOG)
     assert host.run("%s start '%s:*'" % (CTL, BURST)).rc == 0
-    # 3 up, 2 jobs of ~2.5 s want 1: the scaler stops both spares in the middle of their jobs.
     assert wait_until(lambda: [supervisor_status()[p][0] for p in SPARES] == ["STOPPING", "STOPPING"], 30), \
         (supervisor_status(), since(host, LISTENER_LOG, log_offset))
     stopping_at = float(host.run("date +%s.%N").stdout)
     assert re.search(r"scale %s 3 -> 1: .*stopped %s.*stopped %s" % (BURST, re.escape(SPARES[1]), re.escape(SPARES[0])),
                      since(host, LISTENER_LOG, log_offset)), since(host, LISTENER_LOG, log_offset)
-    assert wait_until(lambda: len(markers(host, names)) == 2, 40), markers(host, names)
-    done = markers(host, names)
-    # Each job finished in the spare that had it, after supervisor's SIGTERM: the job was not lost.
-    assert set(m["pid"] for m in done.values()) == pids, (done, pids)
-    assert all(m["processed_at_unix"] > stopping_at for m in done.values()), (done, stopping_at)
+    assert wait_until(lambda: len(markers(host, names)) == 1 and host.file(out_dir + "/done.json").exists, 300), \
+        (markers(host, names), supervisor_status())
+    job = markers(host, names)[names[0]]
+    done = json.loads(host.file(out_dir + "/done.json").content_string)
+    finished = float(host.run("date -d %s +%%s.%%N" % done["finished_at"]).stdout)
+    # Each finished in the spare that had it, after supervisor's SIGTERM: neither was lost.
+    assert {job["pid"], done["pid"]} == pids, (job, done, pids)
+    assert job["processed_at_unix"] > stopping_at and finished > stopping_at, (job, done, stopping_at)
+    assert done["segments"] > 0 and host.file(out_dir + "/master.m3u8").exists
     assert wait_until(lambda: [supervisor_status()[p][0] for p in SPARES] == ["STOPPED", "STOPPED"], 30)
     supervisord_log = since(host, SUPERVISORD_LOG, supervisord_offset)
     for process in SPARES:
-        # Its own exit after the job, not "terminated by SIGKILL" at stopwaitsecs.
+        # Its own exit after the work, not "terminated by SIGKILL" at stopwaitsecs.
         assert re.search(r"stopped: %s \(exit status 0\)" % process.split(":")[1], supervisord_log), supervisord_log
     assert failed_jobs(host) == failed_before
 
