@@ -529,8 +529,8 @@ def main():
                 state=dict(type="str", default="started", choices=list(state.DESIRED_STATES)),
                 mode=dict(type="str", default="0644"),
                 stopwaitsecs=dict(type="int", default=10),
-            ), required_if=[("state", "started", ("content",)), ("state", "stopped", ("content",)),
-                         ("state", "scaled", ("content",))]),
+            ), required_if=[(wanted, value, ("content",)) for wanted, value in (
+                ("state", "started"), ("state", "stopped"), ("state", "scaled"))]),
             owners=dict(type="list", elements="str", default=[]),
             extra_files=dict(type="list", elements="dict", default=[], options=dict(
                 path=dict(type="path", required=True),
