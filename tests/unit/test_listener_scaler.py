@@ -451,6 +451,19 @@ def test_a_tick_a_hair_early_still_probes(tmp_path):
     assert backlog.asked == 2
 
 
+def test_the_state_file_follows_the_backlog_at_once(tmp_path):
+    # A diagnosis reads the file: a backlog that went to 0 is there after the probe, not a minute later.
+    listener, supervisor, backlog, clock = new_listener(tmp_path)
+    state = os.path.join(str(tmp_path), "state.json")
+    backlog.sizes["video"] = 1
+    probe_and_decide(listener, clock, 1000)
+    backlog.sizes["video"] = 0
+    probe_and_decide(listener, clock, 1030)
+    with open(state) as handle:
+        scaled = json.load(handle)["scaling"]["video"]
+    assert scaled["backlog"] == 0 and scaled["current"] == 1 and scaled["wanted"] == 1
+
+
 def test_the_runtimes_in_the_log_size_the_worker(tmp_path, capsys):
     log = tmp_path / "video.log"
     log.write_text(modern("900s") * 3)  # before the listener started: not counted

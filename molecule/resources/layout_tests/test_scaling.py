@@ -175,6 +175,12 @@ def test_a_no_change_deploy_while_scaled_up_is_changed_0_and_keeps_every_pid(hos
 
 
 def test_the_diagnosis_shows_the_range_the_backlog_and_the_last_decision(host):
+    def settled():
+        # The listener's state file, which the diagnosis reads: written after each probe that changes it.
+        text = host.run("cat /var/lib/elms-queue-workers/alerts/state.json").stdout
+        scaled = (json.loads(text or "{}").get("scaling") or {}).get(BURST) or {}
+        return scaled.get("current") == 1 and scaled.get("backlog") == 0
+    assert wait_until(settled, 30), host.run("cat /var/lib/elms-queue-workers/alerts/state.json").stdout
     rc, out = playbook("diagnose.yml", None, "-e", "queue_workers_diagnose_fail=false", "-e", "queue_workers_diagnose_dir=")
     assert rc == 0, out[-3000:]
     text = " ".join(out.split())

@@ -70,7 +70,7 @@ its spare program are in programs too, watched like any other.)
   cooldown) or stopped (the highest-numbered running spares). The base program is never
   touched; while it is stopped (by hand or a deploy) no spare is started or stopped.
 - Each change is logged with its reason (a decision to stay only when what it is about
-  changes); the state file has scaling: {NAME: {min, max, current, wanted, backlog,
+  changes); the state file (written whenever current, wanted or backlog change) has scaling: {NAME: {min, max, current, wanted, backlog,
   avg_job_seconds, jobs_measured, last_decision: {at, from, to, reason}}}, and the
   metrics file the scaled processes, min, max, wanted, the average job runtime and the
   decisions up and down.
@@ -1048,6 +1048,7 @@ class _Scaled:
         self.last_decision = None
         self.stay = None            # what the last logged decision to stay was about
         self.fatal_at = {}          # spare process -> when the listener saw it go FATAL
+        self.written = None         # (current, wanted, backlog) as the state file last got them
 
     def backlog(self):
         sizes = self.sizes or {}
@@ -1289,6 +1290,11 @@ class Listener:
         except Exception as exc:
             log("scale %s: %s: %s" % (scaled.name, type(exc).__name__, exc))
         self._save_scaling()
+        seen = (scaled.current, scaled.wanted, scaled.backlog())
+        if seen != scaled.written:
+            # What a diagnosis shows is what the file says: written when it changes, not a minute later.
+            scaled.written = seen
+            self.state.write(now)
 
     def _trouble(self, scaled, why):
         """Nothing can be decided: said once, until it changes or a decision is made."""
