@@ -1,4 +1,4 @@
-"""No Jinja expression over 80 characters in the roles and playbooks: logic of that size belongs in Python (an action,
+"""No Jinja expression of 80 characters or more in the roles and playbooks: logic of that size belongs in Python (an action,
 a module, a filter, module_utils), where it is tested."""
 
 import glob
@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
-LIMIT = 80
+LIMIT = 79  # 80 characters or more is refused
 CONDITIONS = ("when", "changed_when", "failed_when", "that", "until")
 FILES = sorted(os.path.relpath(path, ROOT) for pattern in ("roles/**/*.yml", "playbooks/**/*.yml")
                for path in glob.glob(os.path.join(ROOT, pattern), recursive=True))

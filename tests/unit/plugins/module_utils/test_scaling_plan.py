@@ -60,25 +60,23 @@ def errors_of(numprocs, **worker):
     ({"min": 1, "max": 3, "step": 0}, {}, "numprocs.step = 0 must be a whole number >= 1"),
     ({"min": 1, "max": 3, "clear_seconds": "5m"}, {}, "numprocs.clear_seconds = '5m' must be a whole number >= 1"),
     ({"min": 1, "max": 3, "maximum": 5}, {}, "numprocs has unknown keys maximum; a range takes min, max"),
-    ({"min": 1, "max": 3}, {"kind": "command", "command": ["reverb:start"], "queue": None},
-     "numprocs is a range, but only queue workers scale with their backlog (kind command)"),
     ({"min": 1, "max": 3}, {"name": "w" * 60}, "the name of a scaled worker is at most 58 characters"),
 ], ids=lambda value: str(value)[:40])
 def test_a_bad_range_is_refused_naming_the_key_and_the_fix(numprocs, worker, words):
-    worker = dict((k, v) for k, v in worker.items() if v is not None)
-    if worker.get("kind") == "command":
-        found = wp.worker_errors([{"name": "reverb", "kind": "command", "command": ["reverb:start"],
-                                   "numprocs": numprocs}], default_user="www-data")
-    else:
-        found = errors_of(numprocs, **worker)
+    found = errors_of(numprocs, **worker)
     assert any(words in error for error in found), found
     assert all(error.startswith("queue_workers_programs[0]") for error in found), found
 
 
-@pytest.mark.parametrize("kind", ["schedule", "horizon"])
-def test_a_range_on_a_single_process_kind_is_refused(kind):
-    found = wp.worker_errors([{"name": "one", "kind": kind, "numprocs": {"min": 1, "max": 3}}], default_user="www-data")
-    assert found and any("numprocs" in error for error in found), found
+@pytest.mark.parametrize("worker, words", [
+    ({"kind": "schedule"}, "(kind schedule) runs as one process: numprocs = {'min': 1, 'max': 3} must be 1"),
+    ({"kind": "horizon"}, "(kind horizon) runs as one process: numprocs = {'min': 1, 'max': 3} must be 1"),
+    ({"kind": "command", "command": ["reverb:start"]},
+     "numprocs is a range, but only queue workers scale with their backlog (kind command)"),
+], ids=["schedule", "horizon", "command"])
+def test_a_range_on_another_kind_is_refused(worker, words):
+    found = wp.worker_errors([dict(worker, name="one", numprocs={"min": 1, "max": 3})], default_user="www-data")
+    assert any(words in error for error in found), found
 
 
 def test_a_spare_name_taken_by_another_worker_is_refused():
